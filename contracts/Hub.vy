@@ -27,7 +27,6 @@
 
 from ethereum.ercs import IERC20
 from snekmate.auth import ownable
-from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator
 import signatures
 
@@ -848,7 +847,7 @@ def _check_authorization(
     if enclave_challenge != empty(address):
         message: bytes32 = keccak256(concat(result_hash, result_seal))
         signed: bytes32 = keccak256(concat(b"\x19Ethereum Signed Message:\n32", message))
-        assert ecdsa._recover_sig(signed, enclave_sign) == enclave_challenge, "task: invalid enclave signature"
+        assert signatures._recover(signed, enclave_sign) == enclave_challenge, "task: invalid enclave signature"
 
 
 @internal

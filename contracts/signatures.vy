@@ -8,14 +8,16 @@
         when the signer is a contract (a smart wallet), its ERC-1271
         approval. Orders may also be presigned on-chain; that part lives
         with the order storage in the Marketplace.
-@custom:security ECDSA recovery rejects high-s signatures (snekmate), and a
-                 recovered zero address never matches since the signer is
-                 checked non-zero first.
+@custom:security Recovery never reverts: a malformed, high-s (EIP-2) or
+                 unrecoverable signature recovers the zero address, which never
+                 matches since signers are checked non-zero first. Callers then
+                 revert with a reason that names the signature that failed.
 """
 
-from snekmate.utils import ecdsa
-
 ERC1271_MAGIC: constant(bytes4) = 0x1626ba7e
+# Largest accepted s: (r, s) and (r, n - s) both verify, so only the lower half
+# of the secp256k1 group order is accepted and every signature is unique.
+HALF_ORDER: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 EIP712_DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
@@ -48,7 +50,34 @@ def _is_valid(signer: address, digest: bytes32, signature: Bytes[65]) -> bool:
             revert_on_failure=False,
         )
         return success and len(response) == 32 and convert(slice(response, 0, 4), bytes4) == ERC1271_MAGIC
-    return ecdsa._recover_sig(digest, signature) == signer
+    return self._recover(digest, signature) == signer
+
+
+@internal
+@pure
+def _recover(digest: bytes32, signature: Bytes[65]) -> address:
+    """
+    @dev The signer of a 65-byte (r, s, v) or 64-byte EIP-2098 (r, vs)
+         signature, or the zero address if it is not a valid low-s signature.
+    """
+    r: uint256 = 0
+    s: uint256 = 0
+    v: uint256 = 0
+    if len(signature) == 65:
+        r = extract32(signature, 0, output_type=uint256)
+        s = extract32(signature, 32, output_type=uint256)
+        v = convert(slice(signature, 64, 1), uint256)
+    elif len(signature) == 64:
+        r = extract32(signature, 0, output_type=uint256)
+        vs: uint256 = extract32(signature, 32, output_type=uint256)
+        s = vs & (2**255 - 1)
+        v = 27 + (vs >> 255)
+    else:
+        return empty(address)
+    if s > HALF_ORDER or (v != 27 and v != 28):
+        return empty(address)
+    # The precompile returns no address (zero) for a point off the curve.
+    return ecrecover(digest, v, r, s)
 
 
 @internal

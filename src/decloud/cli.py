@@ -1,0 +1,49 @@
+"""The `decloud` command."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="decloud: an open, decentralized marketplace for cloud computing.", no_args_is_help=True
+)
+bench = typer.Typer(help="Benchmarks; each prints JSON with --json.", no_args_is_help=True)
+app.add_typer(bench, name="bench")
+
+
+@app.command()
+def demo(
+    as_json: bool = typer.Option(False, "--json", help="Print the steps and payments as JSON."),
+) -> None:
+    """Start a local anvil chain, deploy decloud and play one replicated task (trust 3,
+    three workers, one of them wrong), printing each step, the payments and the gas."""
+    from decloud.demo import run_demo
+
+    run_demo(Console(quiet=as_json), as_json=as_json)
+
+
+@bench.command("gas")
+def bench_gas(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Gas of every protocol call per scenario, on a fresh anvil, next to PoCo's."""
+    from decloud.bench import gas
+
+    report = gas.run()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title="gas per scenario (decloud vs PoCo test-suite averages)")
+    for column in ("scenario", "decloud", "PoCo", "ratio", "target"):
+        table.add_column(column, justify="left" if column in ("scenario", "target") else "right")
+    for row in gas.table(report):
+        table.add_row(*row)
+    Console().print(table)
+
+
+def main() -> None:
+    app()
