@@ -26,6 +26,7 @@ from decloud.chain import (
     Deployment,
     EscrowError,
     EventStream,
+    HubError,
     JsonCursorStore,
     MatchError,
     NodeUnavailable,
@@ -151,7 +152,7 @@ def test_reverts_in_view_calls_are_translated(app_registry: AppRegistry) -> None
         ("escrow: free balance too low", EscrowError),
         ("match: category mismatch", MatchError),
         ("workerpool: caller is not the owner", RegistryError),
-        ("hub: marketplace already set", ContractRevert),
+        ("hub: marketplace already set", HubError),
         ("", ContractRevert),
     ],
 )
