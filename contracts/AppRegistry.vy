@@ -90,8 +90,9 @@ def createApp(
     @param checksum sha256 the workers verify before running.
     @param mrenclave Enclave fingerprint, empty for non-TEE apps.
     @return address The app identifier.
-    @custom:security The identifier derives from (registry, owner, name), so
-                     nobody can squat the identifier of another owner's app.
+    @custom:security The identifier derives from (registry, caller, owner, name): a
+                     registration made by someone else for the same owner and name gets
+                     another identifier, so nobody can squat an owner's identifier.
     """
     assert owner != empty(address), "app: owner is zero"
     assert len(name) > 0, "app: empty name"
@@ -125,6 +126,6 @@ def appInfo(app: address) -> (address, bool):
 @view
 def _resource_id(owner: address, name: String[64]) -> address:
     return convert(
-        convert(keccak256(abi_encode(self, owner, keccak256(name))), uint256) & convert(max_value(uint160), uint256),
+        convert(keccak256(abi_encode(self, msg.sender, owner, keccak256(name))), uint256) & convert(max_value(uint160), uint256),
         address,
     )

@@ -73,7 +73,8 @@ def createDataset(owner: address, name: String[64], multiaddr: String[256], chec
     @param multiaddr Where workers fetch the encrypted file.
     @param checksum sha256 of the encrypted file.
     @return address The dataset identifier.
-    @custom:security The identifier derives from (registry, owner, name).
+    @custom:security The identifier derives from (registry, caller, owner, name), so
+                     nobody can squat an owner's identifier.
     """
     assert owner != empty(address), "dataset: owner is zero"
     assert len(name) > 0, "dataset: empty name"
@@ -100,6 +101,6 @@ def datasetOwner(dataset: address) -> address:
 @view
 def _resource_id(owner: address, name: String[64]) -> address:
     return convert(
-        convert(keccak256(abi_encode(self, owner, keccak256(name))), uint256) & convert(max_value(uint160), uint256),
+        convert(keccak256(abi_encode(self, msg.sender, owner, keccak256(name))), uint256) & convert(max_value(uint160), uint256),
         address,
     )

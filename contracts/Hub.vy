@@ -301,9 +301,11 @@ def _deposit(account: address, amount: uint256):
     locked: uint256 = 0
     score: uint256 = 0
     free, locked, score = self._load_account(account)
-    assert free + amount <= MAX_BALANCE, "escrow: balance above 2**112"
     self._store_account(account, free + amount, locked, score)
     assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True), "escrow: token transfer failed"
+    # Every balance and the kitty are parts of what the hub holds, so capping
+    # the hub's holdings keeps every 112-bit field of every account in range.
+    assert staticcall token.balanceOf(self) <= MAX_BALANCE, "escrow: hub balance above 2**112"
     log Deposit(owner=account, amount=amount)
 
 
@@ -316,8 +318,8 @@ def _load_account(account: address) -> (uint256, uint256, uint256):
 
 @internal
 def _store_account(account: address, free: uint256, locked: uint256, score: uint256):
-    # Every writer keeps free and locked within 112 bits: deposits are capped
-    # and every other movement only shifts tokens already counted.
+    # Free and locked stay within 112 bits: both are parts of the hub's
+    # holdings, which deposits cap at 2**112 - 1.
     self._accounts[account] = free | (locked << 112) | (min(score, MAX_SCORE) << 224)
 
 
@@ -586,8 +588,12 @@ def reopen(dealid: bytes32, deal: Deal, index: uint256, consensus: bytes32, supp
     for worker: address in supporters:
         assert convert(worker, uint256) > previous, "task: contributors not sorted"
         previous = convert(worker, uint256)
-        assert self._contribution_hashes[taskid][worker] == consensus, "task: not a supporter of the consensus"
-        self._contributions[taskid][worker] += CONTRIBUTION_REJECTED - CONTRIBUTION_CONTRIBUTED
+        contribution: uint256 = self._contributions[taskid][worker]
+        assert (
+            contribution & 255 == CONTRIBUTION_CONTRIBUTED
+            and self._contribution_hashes[taskid][worker] == consensus
+        ), "task: not a supporter of the consensus"
+        self._contributions[taskid][worker] = contribution - CONTRIBUTION_CONTRIBUTED + CONTRIBUTION_REJECTED
     task.total_weight -= group & GROUP_WEIGHT_CAP
     self._groups[taskid][consensus] = 0
     final_deadline: uint256 = deal.start_time + FINAL_DEADLINE_RATIO * deal.time_ref

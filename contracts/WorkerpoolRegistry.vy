@@ -87,6 +87,8 @@ def createWorkerpool(owner: address, description: String[256]) -> address:
     @param owner Account that will run the pool's scheduler.
     @param description Human-readable description, unique per owner.
     @return address The workerpool identifier.
+    @custom:security The identifier derives from (registry, caller, owner,
+                     description), so nobody can squat an owner's identifier.
     """
     assert owner != empty(address), "workerpool: owner is zero"
     assert len(description) > 0, "workerpool: empty description"
@@ -145,7 +147,7 @@ def workerpoolInfo(workerpool: address) -> (address, uint256, uint256):
 @view
 def _resource_id(owner: address, description: String[256]) -> address:
     return convert(
-        convert(keccak256(abi_encode(self, owner, keccak256(description))), uint256)
+        convert(keccak256(abi_encode(self, msg.sender, owner, keccak256(description))), uint256)
         & convert(max_value(uint160), uint256),
         address,
     )
