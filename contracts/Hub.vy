@@ -45,6 +45,11 @@ exports: (
 # The workerpool owner stakes this percent of the workerpool price per task,
 # seized to the kitty if the task is claimed (the scheduler failed it).
 POOL_STAKE_RATIO: public(constant(uint256)) = 30
+# At every finalization the scheduler receives KITTY_RATIO percent of the
+# kitty, at least KITTY_MIN (or all of it if less): seized stakes flow back to
+# the schedulers that complete tasks, as in PoCo.
+KITTY_RATIO: public(constant(uint256)) = 10
+KITTY_MIN: public(constant(uint256)) = 10**9
 # Cap on contributions per task: bounds every loop (a PoCo weakness).
 MAX_CONTRIBUTORS: public(constant(uint256)) = 32
 # Group weights saturate here; with MAX_CONTRIBUTORS groups the total stays
@@ -157,6 +162,11 @@ event KittyFill:
     amount: uint256
     ref: indexed(bytes32)
 
+event KittyPayout:
+    receiver: indexed(address)
+    amount: uint256
+    ref: indexed(bytes32)
+
 event TaskInitialize:
     taskid: indexed(bytes32)
     dealid: indexed(bytes32)
@@ -213,7 +223,8 @@ marketplace: public(address)
 # Per account, packed: free balance (bits 0-111), locked balance (112-223),
 # reputation score (224-255). Written only by escrow and task functions.
 _accounts: HashMap[address, uint256]
-# Seized stakes nobody earned (claimed tasks). Written by claim.
+# Seized stakes nobody earned (claimed tasks). Filled by claim, paid out to
+# schedulers by finalizations.
 kitty: public(uint256)
 # Deal id -> keccak256(abi_encode(Deal)). Written once by openDeal.
 deals: public(HashMap[bytes32, bytes32])
@@ -893,13 +904,25 @@ def _pay_task(deal: Deal, scheduler_reward: uint256, taskid: bytes32):
     """
     @dev Settles a completed task between the requester (its locked payment
          is spent), the app and dataset owners (their prices) and the
-         workerpool owner (its stake back plus `scheduler_reward`).
+         workerpool owner (its stake back, `scheduler_reward` and its share
+         of the kitty).
     """
     self._settle(deal.requester, 0, deal.app_price + deal.dataset_price + deal.workerpool_price, 0, taskid)
     self._credit(deal.app_owner, deal.app_price, taskid)
     if deal.dataset != empty(address):
         self._credit(deal.dataset_owner, deal.dataset_price, taskid)
-    self._settle(deal.workerpool_owner, deal.workerpool_price * POOL_STAKE_RATIO // 100, 0, scheduler_reward, taskid)
+    kitty: uint256 = self.kitty
+    kitty_share: uint256 = min(kitty, max(kitty * KITTY_RATIO // 100, KITTY_MIN))
+    if kitty_share > 0:
+        self.kitty = kitty - kitty_share
+        log KittyPayout(receiver=deal.workerpool_owner, amount=kitty_share, ref=taskid)
+    self._settle(
+        deal.workerpool_owner,
+        deal.workerpool_price * POOL_STAKE_RATIO // 100,
+        0,
+        scheduler_reward + kitty_share,
+        taskid,
+    )
 
 
 @internal

@@ -932,3 +932,47 @@ def test_contribute_and_finalize_needs_the_stake(protocol: Protocol) -> None:
     protocol.ensure_actor("poor", deposit=29)
     with boa.reverts("escrow: worker free balance too low for the stake"):
         protocol.contribute_and_finalize(deal, 0, "poor", GOOD)
+
+
+# --- kitty --------------------------------------------------------------------------------
+
+
+def test_finalizations_pay_the_kitty_back_to_schedulers(protocol: Protocol) -> None:
+    """Seized stakes do not stay in the hub for good: each finalization gives the scheduler
+    10 % of the kitty, at least KITTY_MIN, or all of it when less is left."""
+    claimed = match(protocol)
+    travel_to(claimed, 10)
+    protocol.claim(claimed, 0, [])
+    assert protocol.hub.kitty() == 30
+    deal = match(protocol, trust=1)
+    protocol.contribute(deal, 0, "worker1", GOOD)
+    protocol.reveal(deal, 0, "worker1", GOOD)
+    before = protocol.balances()
+    protocol.finalize(deal, 0, ["worker1"])
+    assert "KittyPayout" in [type(e).__name__ for e in protocol.hub.get_logs()]
+    workers_share = 100 * 99 // 100
+    assert protocol.changes(before) == {
+        "requester": (0, -110),
+        "app_owner": (10, 0),
+        "pool_owner": (30 + 100 - workers_share + 30, -30),
+        "worker1": (30 + workers_share, -30),
+    }
+    assert protocol.hub.kitty() == 0
+    assert protocol.hub_balance_matches()
+
+
+def test_a_large_kitty_pays_out_a_tenth_per_finalization(protocol: Protocol) -> None:
+    kitty_min = protocol.hub.KITTY_MIN()
+    price = 200 * kitty_min
+    claimed = protocol.match(
+        workerpool_order=protocol.workerpool_order(workerpoolprice=price),
+        request_order=protocol.request_order(workerpoolmaxprice=price),
+    )
+    travel_to(claimed, 10)
+    protocol.claim(claimed, 0, [])
+    kitty = price * 30 // 100
+    assert protocol.hub.kitty() == kitty
+    deal = match(protocol, trust=1)
+    protocol.contribute_and_finalize(deal, 0, "worker1", GOOD)
+    assert protocol.hub.kitty() == kitty - kitty // 10
+    assert protocol.hub_balance_matches()
