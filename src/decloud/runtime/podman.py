@@ -1,0 +1,174 @@
+"""Podman's Docker-compatible service on a private unix socket.
+
+Machines without a Docker engine can still run OCI apps: `podman system service` serves the
+Docker Engine API (version 1.41), which `DockerRuntime` speaks. Tests and the devnet start one
+with `PodmanService`, stop it by its own PID, and never touch a system-wide socket.
+
+The engine settings come from a `containers.conf` written next to the socket and named by
+`CONTAINERS_CONF`, so nothing in /etc changes. The default is what works on hosts without
+CAP_SYS_RESOURCE and with hybrid cgroups (crun fails there): the runc runtime and ulimits
+that do not need raising.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+DEFAULT_CONTAINERS_CONF = """\
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+"""
+_POLL_INTERVAL = 0.05
+
+
+class PodmanError(RuntimeError):
+    """Podman is missing, or its service did not start."""
+
+
+def find_podman() -> Path | None:
+    """The podman binary on PATH, or None."""
+    found = shutil.which("podman")
+    return Path(found) if found else None
+
+
+class PodmanService:
+    """A `podman system service` owned by this process; use it as a context manager.
+
+    `base_url` is what `docker.DockerClient(base_url=..., version="1.41")` takes.
+    """
+
+    def __init__(
+        self,
+        *,
+        containers_conf: str = DEFAULT_CONTAINERS_CONF,
+        binary: Path | None = None,
+        startup_timeout: float = 20.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self._containers_conf = containers_conf
+        self._binary = binary
+        self._startup_timeout = startup_timeout
+        self._stop_timeout = stop_timeout
+        self._directory: Path | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise PodmanError("the podman service is not running")
+        return self._process.pid
+
+    @property
+    def socket_path(self) -> Path:
+        if self._directory is None:
+            raise PodmanError("the podman service is not running")
+        return self._directory / "podman.sock"
+
+    @property
+    def base_url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """Variables that make a `podman` command use this service's engine settings."""
+        return {"CONTAINERS_CONF": str(self.socket_path.with_name("containers.conf"))}
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the service and return once it answers /_ping."""
+        if self._process is not None:
+            raise PodmanError("the podman service is already running")
+        binary = self._binary or find_podman()
+        if binary is None:
+            raise PodmanError("podman not found: apt-get install podman runc")
+        self._directory = Path(tempfile.mkdtemp(prefix="decloud-podman-"))
+        conf = self._directory / "containers.conf"
+        conf.write_text(self._containers_conf)
+        # A file, not a pipe: nobody reads the service's chatter while it runs.
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [str(binary), "system", "service", "--time=0", self.base_url],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            env={**os.environ, **self.environment},
+            # conmon drops bookkeeping files (such as "oom") in its working directory.
+            cwd=self._directory,
+        )
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the service (terminate, then kill if it does not exit in time)."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=self._stop_timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+
+    def _wait_until_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self._startup_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise PodmanError(
+                    f"podman system service exited with status {self._process.returncode}: "
+                    f"{self._output()}"
+                )
+            if self._answers_ping():
+                return
+            time.sleep(_POLL_INTERVAL)
+        raise PodmanError(
+            f"podman system service did not answer on {self.socket_path} within "
+            f"{self._startup_timeout} s: {self._output()}"
+        )
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.settimeout(2.0)
+                connection.connect(str(self.socket_path))
+                connection.sendall(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
+                return connection.recv(64).startswith((b"HTTP/1.0 200", b"HTTP/1.1 200"))
+        except OSError:
+            return False
+
+    def _output(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace").strip()[-2000:] or "(no output)"
