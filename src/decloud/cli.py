@@ -8,11 +8,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from decloud.market.cli import app as order_app
+from decloud.market.cli import bench_market, market_app, orderbook_app
+
 app = typer.Typer(
     help="decloud: an open, decentralized marketplace for cloud computing.", no_args_is_help=True
 )
 bench = typer.Typer(help="Benchmarks; each prints JSON with --json.", no_args_is_help=True)
 app.add_typer(bench, name="bench")
+app.add_typer(order_app, name="order")
+app.add_typer(orderbook_app, name="orderbook")
+app.add_typer(market_app, name="market")
+bench.command("market")(bench_market)
 
 
 @app.command()
