@@ -10,6 +10,7 @@ from rich.table import Table
 
 from decloud.market.cli import app as order_app
 from decloud.market.cli import bench_market, market_app, orderbook_app
+from decloud.storage.cli import app as storage_app
 
 app = typer.Typer(
     help="decloud: an open, decentralized marketplace for cloud computing.", no_args_is_help=True
@@ -20,6 +21,7 @@ app.add_typer(order_app, name="order")
 app.add_typer(orderbook_app, name="orderbook")
 app.add_typer(market_app, name="market")
 bench.command("market")(bench_market)
+app.add_typer(storage_app, name="storage")
 
 
 @app.command()

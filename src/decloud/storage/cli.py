@@ -1,0 +1,49 @@
+"""`decloud storage ...`: run the result store, compute a file's IPFS CID.
+
+The lead mounts it in `decloud.cli`: `app.add_typer(storage_app, name="storage")`, with
+`from decloud.storage.cli import app as storage_app`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="The result store.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    config: Annotated[
+        Path | None,
+        typer.Option(envvar="DECLOUD_CONFIG", dir_okay=False, help="TOML config ([storage] table)"),
+    ] = None,
+) -> None:
+    """Serve the result store: check the chain, migrate its index, answer the API."""
+    from decloud.service.settings import load_settings
+    from decloud.storage.service import run as serve
+    from decloud.storage.settings import StorageSettings
+
+    serve(load_settings(StorageSettings, "storage", config))
+
+
+@app.command("cid")
+def cid(
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A file, e.g. a result archive")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """The CID `ipfs add` gives the file with kubo's defaults (CIDv0, 256 KiB chunks)."""
+    from decloud.storage.archive import identify
+
+    archive = identify(path)
+    if as_json:
+        typer.echo(
+            json.dumps({"cid": archive.cid, "sha256": archive.sha256.hex(), "size": archive.size})
+        )
+    else:
+        typer.echo(archive.cid)
