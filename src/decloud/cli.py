@@ -10,6 +10,7 @@ from rich.table import Table
 
 from decloud.market.cli import app as order_app
 from decloud.market.cli import bench_market, market_app, orderbook_app
+from decloud.scheduler.cli import app as scheduler_app
 from decloud.storage.cli import app as storage_app
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.add_typer(orderbook_app, name="orderbook")
 app.add_typer(market_app, name="market")
 bench.command("market")(bench_market)
 app.add_typer(storage_app, name="storage")
+app.add_typer(scheduler_app, name="scheduler")
 
 
 @app.command()
