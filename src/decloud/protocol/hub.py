@@ -24,7 +24,9 @@ Constants
 | CONTRIBUTION_DEADLINE_RATIO | 7          | contributions close at start + 7T                     |
 | REVEAL_DEADLINE_RATIO       | 2          | reveals close 2T after the consensus                  |
 | FINAL_DEADLINE_RATIO        | 10         | a task must be finalized before start + 10T           |
-| MAX_BALANCE                 | 2**112 - 1 | most tokens the hub may hold, so any one balance      |
+| KITTY_RATIO                 | 10         | % of the kitty a finalization pays its scheduler      |
+| KITTY_MIN                   | 10**9      | least kitty payout (all of the kitty if it is less)   |
+| MAX_BALANCE                 | 2**112 - 1 | most tokens the hub may hold, which caps any balance  |
 | MAX_SCORE                   | 2**32 - 1  | reputation scores saturate here                       |
 | MAX_TRUST                   | 2**32      | largest trust a request may ask for                   |
 | MAX_TIME_REF                | 10**8      | longest time reference T of a category, in seconds    |
@@ -75,6 +77,8 @@ CALLBACK_GAS: Final = 200_000
 CONTRIBUTION_DEADLINE_RATIO: Final = 7
 REVEAL_DEADLINE_RATIO: Final = 2
 FINAL_DEADLINE_RATIO: Final = 10
+KITTY_RATIO: Final = 10
+KITTY_MIN: Final = 10**9
 MAX_BALANCE: Final = 2**112 - 1
 MAX_SCORE: Final = 2**32 - 1
 MAX_TRUST: Final = 2**32
@@ -312,7 +316,7 @@ class HubState:
     """Token balances outside the hub (every depositor has approved the hub without limit)."""
     accounts: dict[str, Account] = field(default_factory=dict)
     kitty: int = 0
-    """Seized stakes nobody earned."""
+    """Seized stakes nobody earned yet: filled by claims, paid out by finalizations."""
     categories: list[Category] = field(default_factory=list)
     consumed: dict[bytes, int] = field(default_factory=dict)
     presigned: dict[bytes, str] = field(default_factory=dict)
@@ -803,14 +807,23 @@ def _check_sorted(worker: str, previous: int) -> int:
     return int(worker, 16)
 
 
-def _pay_task(ledger: _Ledger, deal: Deal, scheduler_reward: int) -> None:
+def kitty_share(kitty: int) -> int:
+    """What a finalization takes from the kitty for its scheduler: KITTY_RATIO percent, at
+    least KITTY_MIN, at most all of it."""
+    return min(kitty, max(kitty * KITTY_RATIO // 100, KITTY_MIN))
+
+
+def _pay_task(state: HubState, ledger: _Ledger, deal: Deal, scheduler_reward: int) -> None:
     """A completed task: the requester's payment is spent on the app and dataset owners and the
-    workerpool owner, who also gets its stake back."""
+    workerpool owner, who also gets its stake back and a share of the kitty, so that seized
+    stakes flow back to the schedulers that complete tasks. Called once every rule held."""
     ledger.settle(deal.requester, seize=deal.task_price)
     ledger.credit(deal.app_owner, deal.app_price)
     if deal.dataset != ZERO_ADDRESS:
         ledger.credit(deal.dataset_owner, deal.dataset_price)
-    ledger.settle(deal.workerpool_owner, unlock=deal.pool_stake, reward=scheduler_reward)
+    share = kitty_share(state.kitty)
+    state.kitty -= share
+    ledger.settle(deal.workerpool_owner, unlock=deal.pool_stake, reward=scheduler_reward + share)
 
 
 def initialize(
@@ -1007,7 +1020,7 @@ def finalize(
     )
     for worker, reward in rewards.workers:
         ledger.reward_worker(worker, deal.worker_stake, reward, scored=task.contributors > 1)
-    _pay_task(ledger, deal, rewards.scheduler)
+    _pay_task(state, ledger, deal, rewards.scheduler)
     state.tasks[taskid] = replace(task, status=TASK_COMPLETED)
     ledger.commit()
 
@@ -1058,7 +1071,7 @@ def contribute_and_finalize(
     )
     rewards = distribute_rewards(deal.workerpool_price, deal.scheduler_reward_ratio, {caller: 1})
     ledger.credit(caller, rewards.workers[0][1])
-    _pay_task(ledger, deal, rewards.scheduler)
+    _pay_task(state, ledger, deal, rewards.scheduler)
     state.tasks[taskid] = Task(
         status=TASK_COMPLETED,
         contributors=1,
