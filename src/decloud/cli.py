@@ -12,6 +12,7 @@ from decloud.market.cli import app as order_app
 from decloud.market.cli import bench_market, market_app, orderbook_app
 from decloud.scheduler.cli import app as scheduler_app
 from decloud.storage.cli import app as storage_app
+from decloud.worker.cli import app as worker_app
 
 app = typer.Typer(
     help="decloud: an open, decentralized marketplace for cloud computing.", no_args_is_help=True
@@ -24,6 +25,7 @@ app.add_typer(market_app, name="market")
 bench.command("market")(bench_market)
 app.add_typer(storage_app, name="storage")
 app.add_typer(scheduler_app, name="scheduler")
+app.add_typer(worker_app, name="worker")
 
 
 @app.command()
