@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from decloud.commands import add_commands
+from decloud.devnet.cli import app as devnet_app
 from decloud.market.cli import app as order_app
 from decloud.market.cli import bench_market, market_app, orderbook_app
 from decloud.scheduler.cli import app as scheduler_app
@@ -20,12 +22,14 @@ app = typer.Typer(
 bench = typer.Typer(help="Benchmarks; each prints JSON with --json.", no_args_is_help=True)
 app.add_typer(bench, name="bench")
 app.add_typer(order_app, name="order")
+add_commands(app, order_app)
 app.add_typer(orderbook_app, name="orderbook")
 app.add_typer(market_app, name="market")
 bench.command("market")(bench_market)
 app.add_typer(storage_app, name="storage")
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(worker_app, name="worker")
+app.add_typer(devnet_app, name="devnet")
 
 
 @app.command()

@@ -1,0 +1,178 @@
+"""`decloud devnet up | status | down`.
+
+It imports only light modules (see decloud.devnet.layout), so that `up` starts its service
+launcher at once.
+
+The lead mounts the group in `decloud.cli`: `app.add_typer(devnet_app, name="devnet")` with
+`from decloud.devnet.cli import app as devnet_app`. `python -m decloud.devnet` runs the same.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from decloud.devnet import lifecycle
+from decloud.devnet.launcher import StartError
+from decloud.devnet.layout import DIR_VARIABLE, LayoutError, default_config, default_dir
+from decloud.devnet.lifecycle import DevnetError, UpOptions
+
+app = typer.Typer(
+    help="A whole decloud marketplace on this machine: chain, services, workers.",
+    no_args_is_help=True,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="DECLOUD_CONFIG",
+        dir_okay=False,
+        help="The config file every command reads (default ~/.decloud/config.toml)",
+    ),
+]
+DirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        envvar=DIR_VARIABLE,
+        file_okay=False,
+        help="Where the devnet keeps keys, databases and logs (default ~/.decloud/devnet)",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
+_TOKEN = Decimal(10**18)
+
+
+@app.command("up")
+def up(
+    workers: Annotated[int, typer.Option(min=0, max=32, help="Worker agents to start")] = 3,
+    docker_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DECLOUD_DEVNET_DOCKER_URL",
+            help="Docker Engine API for the workers' OCI runtime (WASM only if unset)",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds each step may take to answer")
+    ] = 60.0,
+    config: ConfigOption = None,
+    directory: DirOption = None,
+    as_json: AsJson = False,
+) -> None:
+    """Start anvil, deploy the protocol, fund every role, start the market, the result
+    store, the scheduler and the workers, and write the config file."""
+    options = UpOptions(
+        config=_absolute(config or default_config()),
+        root=_absolute(directory or default_dir()),
+        workers=workers,
+        docker_url=docker_url,
+        timeout_s=timeout,
+    )
+    console = Console(stderr=True, quiet=as_json)
+    try:
+        with console.status("starting the devnet..."):
+            record = lifecycle.up(options)
+    except (DevnetError, LayoutError, StartError) as error:
+        raise _fail(error) from error
+    _show(lifecycle.status(options.config, options.root), as_json)
+    if not as_json:
+        Console().print(
+            f"ready in {record.up_seconds} s; config {options.config}; "
+            "stop it with `decloud devnet down`"
+        )
+
+
+@app.command("status")
+def show_status(
+    config: ConfigOption = None, directory: DirOption = None, as_json: AsJson = False
+) -> None:
+    """Each process alive or dead, the URLs, the chain's head and the balances; exits 1
+    unless everything runs."""
+    try:
+        report = lifecycle.status(_absolute(config or default_config()), _optional(directory))
+    except DevnetError as error:
+        raise _fail(error) from error
+    _show(report, as_json)
+    if not report["running"]:
+        raise typer.Exit(1)
+
+
+@app.command("down")
+def down(
+    keep_logs: Annotated[bool, typer.Option(help="Keep the logs directory")] = False,
+    config: ConfigOption = None,
+    directory: DirOption = None,
+    as_json: AsJson = False,
+) -> None:
+    """Stop every process of the devnet (SIGTERM, then SIGKILL after a while) and remove
+    its state and its config file."""
+    try:
+        stopped = lifecycle.down(
+            _absolute(config or default_config()), _optional(directory), keep_logs=keep_logs
+        )
+    except LayoutError as error:
+        raise _fail(error) from error
+    if as_json:
+        typer.echo(json.dumps(stopped.to_json()))
+        return
+    console = Console()
+    if stopped.dir is None:
+        console.print("no devnet found: nothing to stop")
+        return
+    console.print(f"stopped {', '.join(stopped.stopped) or 'nothing'}; removed {stopped.dir}")
+    if stopped.killed:
+        console.print(f"killed, as they ignored SIGTERM: {', '.join(stopped.killed)}")
+    if stopped.logs:
+        console.print(f"logs kept in {stopped.logs}")
+
+
+def _absolute(path: Path) -> Path:
+    return path.expanduser().absolute()
+
+
+def _optional(path: Path | None) -> Path | None:
+    return _absolute(path) if path is not None else None
+
+
+def _fail(error: Exception) -> typer.Exit:
+    # Messages quote logs: never read them as rich markup.
+    Console(stderr=True).print(f"devnet: {error}", markup=False, soft_wrap=True, style="red")
+    return typer.Exit(1)
+
+
+def _show(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console = Console()
+    processes = Table("process", "pid", "state", "url", title=f"devnet in {report['dir']}")
+    for process in report["processes"]:
+        state = "[green]alive[/green]" if process["alive"] else "[red]dead[/red]"
+        processes.add_row(process["name"], str(process["pid"]), state, process["url"] or "")
+    console.print(processes)
+    console.print(
+        f"chain {report['chain_id']} at {report['rpc_url']}, head block {report['head']}; "
+        f"workerpool {report['workerpool']}"
+    )
+    accounts = Table("role", "wallet", "free", "locked", "score", title="balances in DCLD")
+    accounts.add_column("address", no_wrap=True, min_width=42)
+    for account in report["accounts"]:
+        accounts.add_row(
+            account["role"],
+            *(_tokens(account[field]) for field in ("wallet", "free", "locked")),
+            str(account["score"]),
+            account["address"],
+        )
+    console.print(accounts)
+
+
+def _tokens(amount: int) -> str:
+    return f"{Decimal(amount) / _TOKEN:,f}"

@@ -1,0 +1,96 @@
+"""decloud's Python SDK: one object per role, over the chain facades and the services.
+
+```python
+from decloud.sdk import ClientConfig, Keystore, Requester, connect
+
+config = ClientConfig.load()                      # --config, DECLOUD_CONFIG, ~/.decloud
+wallet = Keystore(config.wallet.keystore).unlock("alice", password)
+requester = Requester(connect(config, wallet))
+requester.deposit(10**12)
+for report in requester.watch_task("0x...", timeout_s=300):
+    print(report.state)
+```
+
+Results are typed dataclasses with a `to_json()`; every failure a person can fix is a
+`DecloudError` whose message says what went wrong and whose `advice` says what to do.
+"""
+
+from decloud.market.models import OrderKind
+from decloud.sdk.account import Balances, Escrow, Movement
+from decloud.sdk.app_developer import AppDeveloper, AppInfo
+from decloud.sdk.categories import Category, categories
+from decloud.sdk.config import ClientConfig, ServiceUrls, WalletSettings, config_path
+from decloud.sdk.connection import Connection, Transaction, connect
+from decloud.sdk.dataset_owner import DatasetInfo, DatasetOwner
+from decloud.sdk.errors import (
+    ConfigError,
+    DecloudError,
+    InsufficientFunds,
+    NodeUnreachable,
+    NoGas,
+    NotOwner,
+    OrderFileError,
+    Refused,
+    TaskTimeout,
+    UnknownResource,
+    WalletError,
+    WalletRequired,
+    WrongPassword,
+)
+from decloud.sdk.orders import CancelledOrder, Orders, OrderTerms, SignedOrder, read_order_file
+from decloud.sdk.requester import Requester
+from decloud.sdk.status import DealReport, DealTask, SchedulerView, TaskReport
+from decloud.sdk.wallet import Keystore, Wallet, WalletInfo, password_from_env
+from decloud.sdk.worker import Standing, Worker
+from decloud.sdk.workerpool_owner import WorkerpoolInfo, WorkerpoolOwner
+
+__all__ = [
+    "AppDeveloper",
+    "AppInfo",
+    "Balances",
+    "CancelledOrder",
+    "Category",
+    "ClientConfig",
+    "ConfigError",
+    "Connection",
+    "DatasetInfo",
+    "DatasetOwner",
+    "DealReport",
+    "DealTask",
+    "DecloudError",
+    "Escrow",
+    "InsufficientFunds",
+    "Keystore",
+    "Movement",
+    "NoGas",
+    "NodeUnreachable",
+    "NotOwner",
+    "OrderFileError",
+    "OrderKind",
+    "OrderTerms",
+    "Orders",
+    "Refused",
+    "Requester",
+    "SchedulerView",
+    "ServiceUrls",
+    "SignedOrder",
+    "Standing",
+    "TaskReport",
+    "TaskTimeout",
+    "Transaction",
+    "UnknownResource",
+    "Wallet",
+    "WalletError",
+    "WalletInfo",
+    "WalletRequired",
+    "WalletSettings",
+    "Worker",
+    "WorkerpoolInfo",
+    "WorkerpoolOwner",
+    "WrongPassword",
+    "categories",
+    "config_path",
+    "connect",
+    "password_from_env",
+    "read_order_file",
+]
