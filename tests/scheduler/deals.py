@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decloud.protocol.deal import Deal
+from decloud.protocol.hub import Deal
 from decloud.scheduler.models import DealRow
 from decloud.scheduler.state import DealMatched
 from decloud.scheduler.store import hex32, terms_of

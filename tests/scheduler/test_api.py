@@ -197,7 +197,7 @@ def test_metrics_and_openapi_describe_the_pool(
 def test_deal_terms_mirror_the_protocol_deal() -> None:
     from dataclasses import fields
 
-    from decloud.protocol.deal import Deal
+    from decloud.protocol.hub import Deal
 
     assert list(DealTerms.model_fields) == [item.name for item in fields(Deal)]
 

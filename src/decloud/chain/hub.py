@@ -16,7 +16,7 @@ from web3.contract import Contract
 
 from decloud.chain.client import ChainClient, Receipt
 from decloud.chain.deploy import Deployment
-from decloud.protocol.deal import Deal
+from decloud.protocol.hub import Deal
 from decloud.protocol.ids import (
     enclave_message,
     result_hash,

@@ -215,6 +215,10 @@ class Deal:
         """What the workerpool owner stakes for one task."""
         return self.workerpool_price * POOL_STAKE_RATIO // 100
 
+    def task_indexes(self) -> range:
+        """The request-order indexes of the deal's tasks (taskid = keccak(dealid ‖ index))."""
+        return range(self.bot_first, self.bot_first + self.bot_size)
+
 
 @dataclass(frozen=True)
 class Category:

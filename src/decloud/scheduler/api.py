@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from decloud.chain.errors import ChainError
 from decloud.chain.hub import ZERO_ADDRESS
-from decloud.protocol.deal import Deal
+from decloud.protocol.hub import Deal
 from decloud.scheduler.engine import Assignment
 from decloud.scheduler.models import (
     DealRow,

@@ -18,7 +18,7 @@ from decloud.chain.deploy import Deployment
 from decloud.chain.errors import reaching_node
 from decloud.chain.hub import ZERO_ADDRESS, Hub, sort_addresses
 from decloud.chain.registries import App, AppRegistry, Dataset, DatasetRegistry
-from decloud.protocol.deal import Deal
+from decloud.protocol.hub import Deal
 from decloud.scheduler.models import DealRow
 
 

@@ -31,7 +31,7 @@ from web3 import Web3
 
 from decloud.chain.events import ChainEvent, EventStream, Reorg
 from decloud.chain.registries import AppType
-from decloud.protocol.deal import Deal
+from decloud.protocol.hub import Deal
 from decloud.protocol.tags import GPU, is_tee, tag_covers
 from decloud.scheduler.chain import SchedulerChain
 from decloud.scheduler.engine import ChainAction, Engine

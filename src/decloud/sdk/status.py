@@ -17,7 +17,6 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from decloud.chain.hub import TaskView
-from decloud.protocol.deal import Deal
 from decloud.protocol.hub import (
     CONTRIBUTION_DEADLINE_RATIO,
     FINAL_DEADLINE_RATIO,
@@ -26,6 +25,7 @@ from decloud.protocol.hub import (
     TASK_FAILED,
     TASK_REVEALING,
     TASK_UNSET,
+    Deal,
 )
 from decloud.protocol.ids import task_id
 from decloud.scheduler.schemas import DealStatus, ReplicateStatus, TaskStatus

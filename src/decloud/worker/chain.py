@@ -15,7 +15,7 @@ from decloud.chain.client import ChainClient
 from decloud.chain.deploy import Deployment
 from decloud.chain.errors import reaching_node
 from decloud.chain.hub import Hub, TaskView
-from decloud.protocol.deal import Deal
+from decloud.protocol.hub import Deal
 from decloud.protocol.ids import result_hash, result_seal
 from decloud.scheduler.schemas import DealTerms, WorkAssignment
 
