@@ -100,6 +100,7 @@ DIGESTS = tuple(keccak(data) for data in RESULTS)
 TEE_GPU = tag_union(TEE, GPU)
 WHALE_TOKENS = 2**113
 ERROR_SELECTOR = keccak(text="Error(string)")[:4]
+REVEAL_WINDOW = 600  # 2T in category XS
 ENCLAVE = Actor("enclave", keccak(b"decloud-test-enclave"))
 ENCLAVE_ADDRESS = ENCLAVE.address
 
@@ -314,6 +315,7 @@ class HubMachine(RuleBasedStateMachine):
         self.quads: list[Quad] = []
         self.votes: dict[tuple[bytes, str], bytes] = {}
         self.whales: set[str] = set()  # accounts minted WHALE_TOKENS
+        self.focus: Target | None = None  # the task advance_task advanced last
         self.steps = -1  # hypothesis checks invariants once before the first step too
 
     def teardown(self) -> None:
@@ -498,7 +500,8 @@ class HubMachine(RuleBasedStateMachine):
 
         def restrict(target: str) -> str:
             """An open restriction, the account itself, or a group it belongs to."""
-            group = [str(g.address) for g in w.groups if g.isMember(target)] or [ZERO]
+            groups = self.spec.restriction_groups.items()
+            group = [g for g, members in groups if target in members] or [ZERO]
             return str(draw(_biased(*(ZERO,) * 6, target, group[0])))
 
         def salt() -> bytes:
@@ -666,7 +669,7 @@ class HubMachine(RuleBasedStateMachine):
         for _ in range(2):
             quad = self.new_quad(data.draw, defects=False)
             self.sign_quad(data.draw, quad, defects=False)
-            self.match(data.draw, quad)
+            self.match(quad, data.draw(_biased(*self.world.accounts), label="caller"))
 
     @rule(data=st.data())
     def match_orders(self, data: st.DataObject) -> None:
@@ -680,10 +683,10 @@ class HubMachine(RuleBasedStateMachine):
                 earlier = self.quads[draw(st.integers(0, len(self.quads) - 1))]
                 quad.app, quad.workerpool = earlier.app, earlier.workerpool
             self.sign_quad(draw, quad)
-        self.match(draw, quad)
+        self.match(quad, draw(_biased(*self.world.accounts), label="caller"))
 
-    def match(self, draw: Any, quad: Quad) -> None:
-        caller = draw(_biased(*self.world.accounts))
+    def match(self, quad: Quad, caller: str) -> None:
+        """Matches four signed orders on both sides; a new deal must be the same on both."""
         q, s = quad, quad.signatures
         outcome = self.both(
             "matchOrders",
@@ -799,17 +802,23 @@ class HubMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.deals)
     @rule(data=st.data())
     def advance_task(self, data: st.DataObject) -> None:
-        """What honest parties do next for a task of a recent deal: a worker contributes (or,
-        on a trust-1 deal, contributes and finalizes at once), a winner reveals, the scheduler
-        finalizes or reopens, anyone claims after the final deadline."""
+        """What honest parties do next for a task of a recent deal, mostly the one advanced
+        last: a worker contributes (or, on a trust-1 deal, contributes and finalizes at once),
+        a winner reveals, or all stay silent until the reveal deadline, the scheduler finalizes
+        or reopens, anyone claims after the final deadline. With no open task, a requester
+        buys more."""
         draw = data.draw
         open_ = [t for t in self.recent_tasks() if self.spec.task(t[3]).status < TASK_COMPLETED]
         if not open_:
             quad = self.new_quad(draw, defects=False)
             self.sign_quad(draw, quad, defects=False)
-            self.match(draw, quad)
+            self.match(quad, draw(_biased(*self.world.accounts), label="caller"))
             return
-        target = open_[draw(st.integers(0, len(open_) - 1), label="task")]
+        if self.focus in open_ and not one_in(draw, 4):
+            target = self.focus
+        else:
+            target = open_[draw(st.integers(0, len(open_) - 1), label="task")]
+        self.focus = target
         _, deal, _, taskid = target
         task, now = self.spec.task(taskid), boa.env.timestamp
         consensus = self.consensus(taskid)
@@ -826,7 +835,7 @@ class HubMachine(RuleBasedStateMachine):
             else:
                 self.contribute_to(draw, target, honest=True)
         elif pending and now < task.reveal_deadline and task.reveals < task.winners:
-            if one_in(draw, 4):  # the winners stay silent until the reveal deadline
+            if one_in(draw, 3):  # the winners stay silent until the reveal deadline
                 boa.env.time_travel(seconds=task.reveal_deadline - now)
             else:
                 worker, digest = pending[draw(st.integers(0, len(pending) - 1), label="winner")]
@@ -1128,3 +1137,69 @@ def test_fresh_workers_need_the_votes_design_promises(trust: int, votes: int) ->
 
     assert reached(votes)
     assert not reached(votes - 1)
+
+
+def test_reopen_refuses_a_worker_rejected_by_an_earlier_reopen(world: World) -> None:
+    """A scenario too deep for random search, run on both sides: a trust-1 task reaches
+    consensus twice on the same result, each time with a silent winner. The second reopen
+    must name the pending winner, not the one the first reopen already rejected (whose
+    result hash still equals the consensus)."""
+    machine = HubMachine(world)
+    try:
+        p = world.protocol
+        quad = Quad(p.app_order(), empty_dataset_order(), p.workerpool_order(trust=1),
+                    p.request_order(trust=1))  # fmt: skip
+        quad.signatures = {
+            "app": p.sign(quad.app, "app_owner"),
+            "dataset": b"",
+            "workerpool": p.sign(quad.workerpool, "pool_owner"),
+            "request": p.sign(quad.request, "requester"),
+        }
+        machine.match(quad, world.address("requester"))
+        assert machine.deals, "the orders did not match"
+        dealid, deal = machine.deals[-1]
+        taskid = task_id(dealid, 0)
+        consensus = result_hash(taskid, DIGESTS[0])
+        first, second = world.address("worker1"), world.address("worker2")
+
+        def contribute(worker: str) -> None:
+            seal = result_seal(worker, taskid, DIGESTS[0])
+            authorization = sign_digest(
+                world.key("pool_owner"),
+                authorization_digest(WorkerpoolAuthorization(worker, taskid, ZERO), p.domain),
+            )
+            machine.both(
+                "contribute",
+                lambda: p.hub.contribute(
+                    dealid, deal.as_tuple(), 0, consensus, seal, ZERO, b"", authorization,
+                    sender=worker,
+                ),
+                lambda now: spec.contribute(
+                    machine.spec, worker, now, dealid, deal, 0, consensus, seal, ZERO, b"",
+                    authorization,
+                ),
+            )  # fmt: skip
+
+        def reopen(supporters: list[str]) -> bool:
+            outcome = machine.both(
+                "reopen",
+                lambda: p.hub.reopen(
+                    dealid, deal.as_tuple(), 0, consensus, supporters, sender=deal.workerpool_owner
+                ),
+                lambda now: spec.reopen(
+                    machine.spec, deal.workerpool_owner, now, dealid, deal, 0, consensus, supporters
+                ),
+            )
+            machine.check_task(taskid, (first, second))
+            return outcome is not None
+
+        contribute(first)
+        boa.env.time_travel(seconds=REVEAL_WINDOW)
+        assert reopen([first])
+        contribute(second)
+        boa.env.time_travel(seconds=REVEAL_WINDOW)
+        assert not reopen([first])
+        assert reopen([second])
+        machine.check_accounts()
+    finally:
+        machine.teardown()
