@@ -11,9 +11,9 @@ from sqlalchemy import inspect
 
 from decloud.market.book import ORDER_TYPES
 from decloud.market.models import MarketBase
-from decloud.market.schemas import MESSAGE_MODELS
+from decloud.market.schemas import MESSAGE_MODELS, OrderPage, PublishedOrder, PublishedOrders
 from decloud.service.db import Database
-from tests.market.conftest import Book, orders
+from tests.market.conftest import Book, dataset_order, orders
 
 
 def test_no_request_makes_the_market_fail(book: Book) -> None:
@@ -52,3 +52,30 @@ def test_migrations_give_exactly_the_models_schema(database: Database) -> None:
         assert columns == {c.name: c.nullable for c in table.columns}, table.name
         indexes = {i["name"] for i in inspector.get_indexes(table.name)}
         assert {i.name for i in table.indexes} <= indexes, table.name
+
+
+def test_answers_are_exactly_what_their_documented_models_validate_to(
+    book: Book, dataset: str
+) -> None:
+    """Answers are built from stored rows without validating them again: validating them
+    must change nothing (addresses checksummed, hashes lowercase, amounts decimal)."""
+    app, pool, request = orders(book.local)
+    answers = [
+        book.http.post("/v1/orders", json=book.signed(app, "app_owner")).json(),
+        book.http.post("/v1/orders", json=book.signed(pool, "pool_owner")).json(),
+        book.http.post("/v1/orders", json=book.signed(request, "requester")).json(),
+        book.http.post(
+            "/v1/orders", json=book.signed(dataset_order(book.local, dataset), "dataset_owner")
+        ).json(),
+    ]
+    for answer in answers:
+        assert PublishedOrder.model_validate(answer).model_dump(mode="json") == answer
+        shown = book.http.get(f"/v1/orders/{answer['order_hash']}").json()
+        assert PublishedOrder.model_validate(shown).model_dump(mode="json") == shown
+    for kind in ("app", "dataset", "workerpool", "request"):
+        page = book.http.get(f"/v1/orderbook/{kind}", params={"limit": 1}).json()
+        assert OrderPage.model_validate(page).model_dump(mode="json") == page
+    batch = book.http.post(
+        "/v1/orders/batch", json={"orders": [book.signed(app, "app_owner")]}
+    ).json()
+    assert PublishedOrders.model_validate(batch).model_dump(mode="json") == batch

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from decloud.market.book import ZERO_ADDRESS
+from decloud.market.schemas import MAX_BATCH
+from decloud.protocol.orders import AppOrder
 from decloud.protocol.tags import GPU, TEE, tag_union
 from decloud.service.auth import sign_request
 from tests.market.conftest import Book, dataset_order, match, orders
@@ -286,4 +289,87 @@ def test_malformed_json_and_oversized_bodies_are_refused(book: Book) -> None:
     )  # fmt: skip
     assert oversized.status_code == 413
     assert oversized.json()["rule"] == "request.too_large"
+    assert book_size(book) == 0
+
+
+def test_a_batch_publishes_the_valid_orders_and_refuses_each_other_by_its_rule(
+    book: Book,
+) -> None:
+    local = book.local
+    app, pool, request = orders(local)
+    already = book.published(request, "requester")
+    forged = book.signed(replace(app, salt=local.next_salt()), "app_owner")
+    forged["order"]["appprice"] = "0"
+    sent = [
+        book.signed(app, "app_owner"),
+        forged,
+        book.signed(replace(pool, salt=local.next_salt()), "pool_owner") | {"chain_id": 1},
+        book.signed(replace(request, volume=10**9, salt=local.next_salt()), "requester"),
+        book.signed(pool, "pool_owner"),
+        book.signed(pool, "pool_owner"),
+        book.signed(request, "requester"),
+    ]
+    answer = book.http.post("/v1/orders/batch", json={"orders": sent})
+    assert answer.status_code == 200, answer.json()
+    outcomes = answer.json()["outcomes"]
+    refusals = [(o["problem"]["status"], o["problem"]["rule"]) if o["problem"] else None
+                for o in outcomes]  # fmt: skip
+    assert refusals == [
+        None,
+        (422, "signature.not_owner"),
+        (422, "chain.mismatch"),
+        (422, "funds.insufficient"),
+        None,
+        (409, "order.duplicate"),
+        (409, "order.duplicate"),
+    ]
+    published = [outcomes[0]["published"], outcomes[4]["published"]]
+    for order in published:
+        assert book.http.get(f"/v1/orders/{order['order_hash']}").json() == order
+    assert book_size(book) == 3
+    assert already not in {order["order_hash"] for order in published}
+
+
+def test_a_batch_refuses_what_a_single_publish_refuses_with_the_same_problem(book: Book) -> None:
+    app, _, request = orders(book.local)
+
+    def fresh(**changes: Any) -> AppOrder:
+        order: AppOrder = replace(app, salt=book.local.next_salt(), **changes)
+        return order
+
+    sent = [
+        book.signed(fresh(app="0x" + "12" * 20), "app_owner"),
+        book.signed(fresh(), "stranger"),
+        book.signed(fresh(volume=0), "app_owner"),
+        book.signed(fresh(), "app_owner") | {"signature": "0x" + "ff" * 65},
+        book.signed(fresh(), "app_owner") | {"signature": "0x"},
+        book.signed(replace(request, volume=10**9), "requester"),
+    ]
+    alone = [book.http.post("/v1/orders", json=body).json() for body in sent]
+    batch = book.http.post("/v1/orders/batch", json={"orders": sent}).json()["outcomes"]
+    assert [outcome["problem"] for outcome in batch] == alone
+    assert book_size(book) == 0
+
+
+def test_a_batch_counts_its_own_orders_against_the_owners_limit(book: Book) -> None:
+    app, _, _ = orders(book.local)
+    book.published(app, "app_owner")
+    sent = [book.signed(replace(app, salt=book.local.next_salt()), "app_owner") for _ in range(6)]
+    outcomes = book.http.post("/v1/orders/batch", json={"orders": sent}).json()["outcomes"]
+    assert [o["problem"]["rule"] if o["problem"] else "published" for o in outcomes] == [
+        "published", "published", "published", "published",
+        "limit.open_orders", "limit.open_orders",
+    ]  # fmt: skip
+
+
+def test_a_batch_must_hold_between_one_and_the_most_orders(book: Book) -> None:
+    app, _, _ = orders(book.local)
+    body = book.signed(app, "app_owner")
+    for count in (0, MAX_BATCH + 1):
+        answer = book.http.post("/v1/orders/batch", json={"orders": [body] * count})
+        assert answer.status_code == 422
+        assert answer.json()["rule"] == "request.invalid"
+    malformed = book.http.post("/v1/orders/batch", json={"orders": [body, {"kind": "app"}]})
+    assert malformed.status_code == 422
+    assert "body.orders.1" in malformed.json()["detail"]
     assert book_size(book) == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from decloud.chain import Anvil, AppRegistry, AppType
 from tests.market.conftest import Book, match, orders
 
@@ -87,7 +89,7 @@ def test_a_reorg_that_drops_a_close_reopens_the_order(book: Book, anvil: Anvil) 
 def test_the_cursor_survives_a_restart_and_reports_the_synced_block(book: Book) -> None:
     book.sync.poll()
     synced = book.http.get("/v1/info").json()["synced_block"]
-    assert synced == book.chain.head()
+    assert synced == book.chain.view().number
     assert book.sync.poll() == 0
 
 
@@ -113,3 +115,56 @@ def test_the_feed_streams_published_updated_and_removed_orders(book: Book) -> No
                           headers={"Last-Event-ID": str(last)}) as stream:  # fmt: skip
         removed = [line for line in stream.iter_lines() if line.startswith("event: ")]
     assert removed == ["event: removed"]
+
+
+def test_a_transfer_is_seen_by_the_next_publish_and_kills_the_orders_published_before(
+    book: Book,
+) -> None:
+    """The owner read for the first publish is cached for its block only: the transfer's
+    block makes the market read it again, and the sync kills what the old owner signed."""
+    owner, stranger = book.party("app_owner"), book.party("stranger")
+    registry = AppRegistry(owner.hub.client, book.local.deployment.app_registry)
+    moved = registry.create_app(f"sold-{book.local.next_salt().hex()[-8:]}", AppType.WASM,
+                                "ipfs://sold", b"\x45" * 32)  # fmt: skip
+    app, _, _ = orders(book.local)
+    app = replace(app, app=moved)
+    before = book.published(app, "app_owner")
+    assert book.publish(replace(app, salt=book.local.next_salt()), "stranger").status_code == 422
+
+    registry.transfer(moved, stranger.address)
+    late = book.publish(replace(app, salt=book.local.next_salt()), "app_owner")
+    assert (late.status_code, late.json()["rule"]) == (422, "signature.not_owner")
+    book.published(replace(app, salt=book.local.next_salt()), "stranger")
+    book.sync.poll()
+    assert book.status(before)[0] == "dead"
+
+
+def test_a_withdrawal_is_seen_by_the_next_publish_and_kills_the_orders_it_uncovers(
+    book: Book,
+) -> None:
+    spender = book.party("spender")
+    free = spender.hub.account().free
+    _, _, request = orders(book.local)
+    task_cost = request.appmaxprice + request.workerpoolmaxprice
+    affordable = replace(request, requester=spender.address, beneficiary=spender.address,
+                         volume=free // task_cost)  # fmt: skip
+    first = book.published(affordable, "spender")
+    book.published(replace(affordable, salt=book.local.next_salt()), "spender")
+
+    spender.hub.withdraw(task_cost)
+    late = book.publish(replace(affordable, salt=book.local.next_salt()), "spender")
+    assert (late.status_code, late.json()["rule"]) == (422, "funds.insufficient")
+    book.sync.poll()
+    assert book.status(first)[0] == "dead"
+    spender.hub.deposit(task_cost)
+
+
+def test_a_poll_at_a_head_already_polled_leaves_the_streams_alone(
+    book: Book, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book.sync.poll()
+    monkeypatch.setattr(book.sync, "_streams", lambda _session: pytest.fail("streams polled"))
+    assert book.sync.poll() == 0
+    monkeypatch.undo()
+    book.party("pool_owner").hub.deposit(1)
+    assert book.sync.poll() > 0

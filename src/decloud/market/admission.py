@@ -6,6 +6,11 @@ already consumed, or an owner who cannot pay. Each rule refuses with a `ProblemE
 `rule` names it; `order_state` applies the same rules to an order already in the book (after
 a transfer, a withdrawal, a reorg) and says whether it is still open and why not.
 
+All checks of a batch of orders read the chain as of one block (`ChainView`), in two
+batched round trips: first what each order names (its resource's owner, or the app and
+dataset of a request, and its consumed volume), then what each owner holds (code, balance).
+The rules then run on those answers one order at a time, in the order below.
+
 Funds: a request order must be covered for its whole remaining volume at its max prices,
 since a deal locks the price of every task it opens at once and requests are usually the
 smallest order of a deal; a workerpool order must be covered for the stake of one task,
@@ -14,10 +19,11 @@ since pools offer far more capacity than one deal takes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from decloud.market.book import AnyOrder, kind_of, resource_of
-from decloud.market.chain import MarketChain
+from decloud.market.chain import ChainReads, ChainView, MarketChain, Read
 from decloud.market.models import OrderKind, OrderStatus
 from decloud.protocol.orders import RequestOrder, SignatureError, WorkerpoolOrder, recover_signer
 from decloud.service.problems import ProblemError
@@ -33,6 +39,16 @@ def refused(rule: str, detail: str) -> ProblemError:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """An order as published: the order, its digest in the market's domain, its signature
+    (empty for an order presigned on-chain)."""
+
+    order: AnyOrder
+    order_hash: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
 class Admitted:
     """An order that passed every rule, with what the checks learnt."""
 
@@ -41,6 +57,7 @@ class Admitted:
     owner: str
     remaining: int
     block: int
+    signature: bytes
 
 
 @dataclass(frozen=True)
@@ -50,39 +67,92 @@ class OrderState:
     dead_reason: str | None
 
 
-def admit(chain: MarketChain, order: AnyOrder, signature: bytes) -> Admitted:
-    """Check a new order against the chain; raises a 422 `ProblemError` naming the rule."""
-    block = chain.head()
+def admit_all(
+    chain: MarketChain, submissions: Sequence[Submission]
+) -> list[Admitted | ProblemError]:
+    """Check new orders against the chain as of its head: for each, in order, the order
+    admitted or the 422 `ProblemError` that refuses it."""
+    view = chain.view()
+    view.prefetch(read for s in submissions for read in _named_reads(view.reads, s))
+    owners = {owner for s in submissions if (owner := _known_owner(view, s.order)) is not None}
+    view.prefetch(read for owner in owners for read in _account_reads(view.reads, owner))
+    return [_outcome(view, submission) for submission in submissions]
+
+
+def _named_reads(reads: ChainReads, submission: Submission) -> list[Read]:
+    """What can be read before the owner is known: the consumed volume, and the owner of the
+    resource sold, or the registrations a request needs and its requester's account."""
+    order = submission.order
+    named = [reads.consumed(submission.order_hash)]
+    resource = resource_of(order)
+    if resource is not None:
+        return [*named, reads.owner(kind_of(order), resource)]
+    assert isinstance(order, RequestOrder)
+    named += [
+        reads.owner(OrderKind.APP, order.app),
+        *_account_reads(reads, order.requester),
+    ]
+    if int(order.dataset, 16):
+        named.append(reads.owner(OrderKind.DATASET, order.dataset))
+    return named
+
+
+def _account_reads(reads: ChainReads, account: str) -> tuple[Read, Read]:
+    """Whether the account signs as a contract (ERC-1271), and what it can pay or stake."""
+    return reads.is_contract(account), reads.free_balance(account)
+
+
+def _known_owner(view: ChainView, order: AnyOrder) -> str | None:
+    try:
+        return _owner(view, order)
+    except ProblemError:
+        return None
+
+
+def _outcome(view: ChainView, submission: Submission) -> Admitted | ProblemError:
+    try:
+        return _admit(view, submission)
+    except ProblemError as refusal:
+        return refusal
+
+
+def _admit(view: ChainView, submission: Submission) -> Admitted:
+    order, order_hash = submission.order, submission.order_hash
     _check_shape(order)
-    order_hash = order.digest(chain.domain)
-    owner = _owner(chain, order)
-    _check_signature(chain, order, order_hash, owner, signature)
-    remaining = order.volume - min(order.volume, chain.consumed(order_hash))
+    owner = _owner(view, order)
+    _check_signature(view, order, order_hash, owner, submission.signature)
+    remaining = order.volume - min(order.volume, view.consumed(order_hash))
     if remaining == 0:
         raise refused(
             "volume.exhausted",
             f"order 0x{order_hash.hex()} has no remaining volume on-chain: it was fully "
             "matched or closed by its owner",
         )
-    shortfall = funds_shortfall(chain, order, owner, remaining)
+    shortfall = funds_shortfall(view, order, owner, remaining)
     if shortfall is not None:
         raise refused("funds.insufficient", shortfall)
-    return Admitted(order, order_hash, owner, remaining, block)
+    return Admitted(order, order_hash, owner, remaining, view.number, submission.signature)
 
 
-def order_state(chain: MarketChain, order: AnyOrder, owner: str) -> OrderState:
+def state_reads(reads: ChainReads, order: AnyOrder, order_hash: bytes, owner: str) -> list[Read]:
+    """What `order_state` reads, to fetch for many orders in one batch."""
+    resource = resource_of(order)
+    ownership = [] if resource is None else [reads.owner(kind_of(order), resource)]
+    return [reads.consumed(order_hash), *ownership, reads.free_balance(owner)]
+
+
+def order_state(view: ChainView, order: AnyOrder, order_hash: bytes, owner: str) -> OrderState:
     """Where an order in the book stands now. Exhausted volume is `filled` (a close is told
     apart by its event); otherwise `dead` while its owner lost the resource or the funds."""
-    order_hash = order.digest(chain.domain)
-    remaining = order.volume - min(order.volume, chain.consumed(order_hash))
+    remaining = order.volume - min(order.volume, view.consumed(order_hash))
     if remaining == 0:
         return OrderState(0, OrderStatus.FILLED, None)
-    reason = _ownership_lost(chain, order, owner) or funds_shortfall(chain, order, owner, remaining)
+    reason = _ownership_lost(view, order, owner) or funds_shortfall(view, order, owner, remaining)
     status = OrderStatus.OPEN if reason is None else OrderStatus.DEAD
     return OrderState(remaining, status, reason)
 
 
-def funds_shortfall(chain: MarketChain, order: AnyOrder, owner: str, remaining: int) -> str | None:
+def funds_shortfall(view: ChainView, order: AnyOrder, owner: str, remaining: int) -> str | None:
     """Why the owner's free balance does not cover the order, or None when it does."""
     match order:
         case RequestOrder():
@@ -93,7 +163,7 @@ def funds_shortfall(chain: MarketChain, order: AnyOrder, owner: str, remaining: 
             what = "the stake of one task"
         case _:
             return None
-    free = chain.free_balance(owner)
+    free = view.free_balance(owner)
     if free >= needed:
         return None
     return (
@@ -112,36 +182,36 @@ def _check_shape(order: AnyOrder) -> None:
         )
 
 
-def _owner(chain: MarketChain, order: AnyOrder) -> str:
+def _owner(view: ChainView, order: AnyOrder) -> str:
     """Who must have signed: the owner of the resource sold, or the requester (whose app
     and dataset must be registered, or the request could never match)."""
     kind = kind_of(order)
     resource = resource_of(order)
     if resource is not None:
-        owner = chain.owner_of(kind, resource)
+        owner = view.owner_of(kind, resource)
         if owner is None:
             raise refused("resource.unknown", f"no {kind} {resource} is registered")
         return owner
     assert isinstance(order, RequestOrder)
-    _check_registered(chain, order)
+    _check_registered(view, order)
     return order.requester
 
 
-def _check_registered(chain: MarketChain, order: RequestOrder) -> None:
-    if chain.owner_of(OrderKind.APP, order.app) is None:
+def _check_registered(view: ChainView, order: RequestOrder) -> None:
+    if view.owner_of(OrderKind.APP, order.app) is None:
         raise refused("resource.unknown", f"the request names app {order.app}, not registered")
-    if int(order.dataset, 16) and chain.owner_of(OrderKind.DATASET, order.dataset) is None:
+    if int(order.dataset, 16) and view.owner_of(OrderKind.DATASET, order.dataset) is None:
         raise refused(
             "resource.unknown", f"the request names dataset {order.dataset}, not registered"
         )
 
 
 def _check_signature(
-    chain: MarketChain, order: AnyOrder, order_hash: bytes, owner: str, signature: bytes
+    view: ChainView, order: AnyOrder, order_hash: bytes, owner: str, signature: bytes
 ) -> None:
     """An EOA's signature is checked here; a contract's (ERC-1271) and a presign by the
     hub's own rule, on-chain."""
-    if signature and not chain.is_contract(owner):
+    if signature and not view.is_contract(owner):
         try:
             signer = recover_signer(order_hash, signature)
         except SignatureError as error:
@@ -154,7 +224,7 @@ def _check_signature(
                 f"the order is signed by {signer}, but {_owned(order, owner)}",
             )
         return
-    if not chain.signature_valid(owner, order_hash, signature):
+    if not view.signature_valid(owner, order_hash, signature):
         what = "presigned on-chain" if not signature else "approved (ERC-1271)"
         raise refused(
             "signature.invalid",
@@ -162,11 +232,11 @@ def _check_signature(
         )
 
 
-def _ownership_lost(chain: MarketChain, order: AnyOrder, owner: str) -> str | None:
+def _ownership_lost(view: ChainView, order: AnyOrder, owner: str) -> str | None:
     resource = resource_of(order)
     if resource is None:
         return None
-    current = chain.owner_of(kind_of(order), resource)
+    current = view.owner_of(kind_of(order), resource)
     if current == owner:
         return None
     return f"{owner}, who signed the order, no longer owns {kind_of(order)} {resource}"

@@ -116,6 +116,7 @@ class OrderRow(MarketBase):
 
     __table_args__ = (
         Index("ix_market_orders_book", "kind", "status", "rank", "seq"),
+        Index("ix_market_orders_category_book", "kind", "status", "category", "rank", "seq"),
         Index("ix_market_orders_owner", "owner", "status"),
         Index("ix_market_orders_app", "app"),
         Index("ix_market_orders_dataset", "dataset"),

@@ -13,9 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from decloud.market.models import FeedChange, OrderKind, OrderStatus
 from decloud.service.auth import RequestAuth
+from decloud.service.problems import Problem
 from decloud.service.types import AddressStr, Bytes32Str, SignatureStr, Uint256Str
 
 MAX_PAGE = 100
+MAX_BATCH = 50
+"""Most orders one batch publish may carry (the body must also fit `max_body_bytes`)."""
 
 
 class _Message(BaseModel):
@@ -115,6 +118,12 @@ PublishOrder = Annotated[
 ]
 
 
+class PublishOrders(_Message):
+    orders: list[PublishOrder] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} signed orders"
+    )
+
+
 class PublishedOrder(BaseModel):
     """An order in the book, with its live state."""
 
@@ -131,6 +140,18 @@ class PublishedOrder(BaseModel):
     published_at: datetime
     order: OrderMessage
     signature: str = Field(description="0x-hex; 0x alone for an order presigned on-chain")
+
+
+class PublishOutcome(BaseModel):
+    """What became of one order of a batch: published, or refused with the problem that
+    publishing it alone would have answered."""
+
+    published: PublishedOrder | None = None
+    problem: Problem | None = None
+
+
+class PublishedOrders(BaseModel):
+    outcomes: list[PublishOutcome] = Field(description="One per order, in the order sent")
 
 
 class OrderPage(BaseModel):

@@ -9,11 +9,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, and_, delete, func, literal, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,80 +42,115 @@ from decloud.market.schemas import (
     MESSAGE_MODELS,
     BookQuery,
     OfferQuery,
-    OrderMessage,
     PublishedOrder,
     RequestQuery,
     WorkerpoolQuery,
 )
 from decloud.service.problems import ProblemError
 
+_ANSWER_COLUMNS = (
+    OrderRow.order_hash, OrderRow.kind, OrderRow.owner, OrderRow.status, OrderRow.dead_reason,
+    OrderRow.volume, OrderRow.remaining, OrderRow.price, OrderRow.published_at,
+    OrderRow.message, OrderRow.signature,
+)  # fmt: skip
+"""What an answer shows of a row: reads select these alone, as plain rows (no ORM objects)."""
 
-def insert_order(session: Session, admitted: Admitted, signature: bytes) -> OrderRow:
-    """Add an admitted order as open; a 409 problem if it is already in the book."""
-    row = new_row(admitted, signature)
-    if find(session, row.order_hash) is not None:
-        raise _duplicate(row.order_hash)
-    session.add(row)
+
+def insert_orders(
+    session: Session, admitted: Sequence[Admitted]
+) -> Sequence[PublishedOrder | ProblemError]:
+    """Add admitted orders as open, with their feed events; each as published. An order
+    published meanwhile by another request gets a 409 problem; the others still go in."""
+    rows = [new_columns(order) for order in admitted]
+    answers = [published(row) for row in rows]
     try:
-        session.flush()
-    except IntegrityError as error:  # published concurrently by another request
-        raise _duplicate(row.order_hash) from error
-    _record(session, FeedChange.PUBLISHED, row, published(row).model_dump(mode="json"))
-    return row
+        with session.begin_nested():
+            _insert(session, rows, answers)
+    except IntegrityError:  # one of them was published concurrently: find out which
+        return [
+            _insert_alone(session, row, answer) for row, answer in zip(rows, answers, strict=True)
+        ]
+    return answers
 
 
-def new_row(admitted: Admitted, signature: bytes) -> OrderRow:
-    """The book's row of an admitted order, open, not yet added to any session."""
+def _insert_alone(
+    session: Session, row: dict[str, Any], answer: PublishedOrder
+) -> PublishedOrder | ProblemError:
+    try:
+        with session.begin_nested():
+            _insert(session, [row], [answer])
+    except IntegrityError:
+        return duplicate(answer.order_hash)
+    return answer
+
+
+def _insert(
+    session: Session, rows: Sequence[dict[str, Any]], answers: Sequence[PublishedOrder]
+) -> None:
+    """Two multi-row INSERTs of one-row statements (executemany), which psycopg sends in
+    one pipeline and parses once. The unit of work would send one statement holding every
+    row's values, which psycopg parses anew each time: 30 ms for 50 orders."""
+    session.execute(insert(OrderRow), rows)
+    session.execute(
+        insert(FeedEventRow),
+        [_feed_event(FeedChange.PUBLISHED, row, answer.model_dump(mode="json"))
+         for row, answer in zip(rows, answers, strict=True)],
+    )  # fmt: skip
+
+
+def new_columns(admitted: Admitted) -> dict[str, Any]:
+    """The book's row of an admitted order, open: its columns but `seq`, which the database
+    numbers. (Plain values: an ORM object costs more to build than the row to write.)"""
     entry = book_entry(admitted.order)
-    return OrderRow(
-        order_hash="0x" + admitted.order_hash.hex(),
-        kind=kind_of(admitted.order),
-        owner=admitted.owner,
-        price=entry.price,
-        rank=entry.rank,
-        volume=admitted.order.volume,
-        remaining=admitted.remaining,
-        app=entry.app,
-        dataset=entry.dataset,
-        workerpool=entry.workerpool,
-        requester=entry.requester,
-        category=entry.category,
-        trust=entry.trust,
-        tag="0x" + entry.tag.hex(),
-        tag_low_bits=entry.tag_low_bits,
-        tag_high_bits=entry.tag_high_bits,
-        status=OrderStatus.OPEN,
-        dead_reason=None,
-        message=admitted.order.to_message(),
-        signature="0x" + signature.hex(),
-        published_at=datetime.now(UTC),
-        checked_block=admitted.block,
-    )
+    return {
+        "order_hash": "0x" + admitted.order_hash.hex(),
+        "kind": kind_of(admitted.order),
+        "owner": admitted.owner,
+        "price": entry.price,
+        "rank": entry.rank,
+        "volume": admitted.order.volume,
+        "remaining": admitted.remaining,
+        "app": entry.app,
+        "dataset": entry.dataset,
+        "workerpool": entry.workerpool,
+        "requester": entry.requester,
+        "category": entry.category,
+        "trust": entry.trust,
+        "tag": "0x" + entry.tag.hex(),
+        "tag_low_bits": entry.tag_low_bits,
+        "tag_high_bits": entry.tag_high_bits,
+        "status": OrderStatus.OPEN,
+        "dead_reason": None,
+        "message": admitted.order.to_message(),
+        "signature": "0x" + admitted.signature.hex(),
+        "published_at": datetime.now(UTC),
+        "checked_block": admitted.block,
+    }
 
 
-def _duplicate(order_hash: str) -> ProblemError:
+def duplicate(order_hash: str) -> ProblemError:
     return ProblemError(409, "order.duplicate", f"order {order_hash} is already published")
 
 
-def ensure_new(session: Session, order_hash: bytes) -> None:
-    """Refuse at once an order already in the book, before checking it on-chain."""
-    if find(session, "0x" + order_hash.hex()) is not None:
-        raise _duplicate("0x" + order_hash.hex())
+def already_published(session: Session, order_hashes: Collection[str]) -> set[str]:
+    """Those of `order_hashes` (0x-hex, lowercase) already in the book."""
+    return set(
+        session.scalars(select(OrderRow.order_hash).where(OrderRow.order_hash.in_(order_hashes)))
+    )
 
 
 def find(session: Session, order_hash: str) -> OrderRow | None:
     return session.scalar(select(OrderRow).where(OrderRow.order_hash == order_hash.lower()))
 
 
-def count_open(session: Session, owner: str) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(OrderRow)
-            .where(OrderRow.owner == owner, OrderRow.status == OrderStatus.OPEN)
-        )
-        or 0
+def open_counts(session: Session, owners: Collection[str]) -> dict[str, int]:
+    """How many open orders each of `owners` has in the book (absent: none)."""
+    counts = session.execute(
+        select(OrderRow.owner, func.count())
+        .where(OrderRow.owner.in_(owners), OrderRow.status == OrderStatus.OPEN)
+        .group_by(OrderRow.owner)
     )
+    return {owner: count for owner, count in counts}
 
 
 def remove(session: Session, rows: Sequence[OrderRow]) -> list[str]:
@@ -147,10 +192,12 @@ def set_state(session: Session, row: OrderRow, state: OrderState, block: int) ->
     )
 
 
-def page(session: Session, kind: OrderKind, query: BookQuery) -> tuple[list[OrderRow], str | None]:
+def page(
+    session: Session, kind: OrderKind, query: BookQuery
+) -> tuple[list[PublishedOrder], str | None]:
     """One page of a book, cheapest offers (highest paying requests) first, then oldest."""
     statement = (
-        select(OrderRow)
+        select(*_ANSWER_COLUMNS, OrderRow.rank, OrderRow.seq)
         .where(OrderRow.kind == kind, OrderRow.status == query.status, *_filters(kind, query))
         .order_by(OrderRow.rank, OrderRow.seq)
         .limit(query.limit + 1)
@@ -160,11 +207,12 @@ def page(session: Session, kind: OrderKind, query: BookQuery) -> tuple[list[Orde
         statement = statement.where(
             or_(OrderRow.rank > rank, and_(OrderRow.rank == rank, OrderRow.seq > seq))
         )
-    rows = list(session.scalars(statement))
+    rows = session.execute(statement).mappings().all()
+    orders = [published(row) for row in rows[: query.limit]]
     if len(rows) <= query.limit:
-        return rows, None
+        return orders, None
     last = rows[query.limit - 1]
-    return rows[: query.limit], _encode_cursor(last.rank, last.seq)
+    return orders, _encode_cursor(last["rank"], last["seq"])
 
 
 def _filters(kind: OrderKind, query: BookQuery) -> list[ColumnElement[bool]]:
@@ -195,13 +243,19 @@ def _filters(kind: OrderKind, query: BookQuery) -> list[ColumnElement[bool]]:
 
 
 def _tag_filters(query: BookQuery) -> list[ColumnElement[bool]]:
+    """Tag filters as inequalities, which say the same: `tags & bits` is a submask of `bits`,
+    so it is at least `bits` only when equal to it, and at most 0 only when 0. PostgreSQL
+    guesses that an equality on an expression keeps 0.5% of the rows, and then prefers
+    sorting a scan of the whole book to walking the sort's index (50 ms instead of 0.3 ms
+    with 100,000 orders); for an inequality it guesses a third, close to the truth."""
     filters: list[ColumnElement[bool]] = []
     if query.min_tag is not None:
         bits = _tag_filter_bits("min_tag", query.min_tag)
-        filters.append(_tag_and(bits) == bits)
+        if bits:
+            filters.append(_tag_and(bits) >= bits)
     if query.max_tag is not None:
         outside = TAG_FILTER_MASK & ~_tag_filter_bits("max_tag", query.max_tag)
-        filters += [_tag_and(outside) == 0, OrderRow.tag_high_bits.is_(False)]
+        filters += [_tag_and(outside) <= 0, OrderRow.tag_high_bits.is_(False)]
     return filters
 
 
@@ -234,32 +288,48 @@ def _decode_cursor(cursor: str) -> tuple[int, int]:
         ) from error
 
 
-def published(row: OrderRow) -> PublishedOrder:
-    return PublishedOrder(
-        order_hash=row.order_hash,
-        kind=row.kind,
-        owner=row.owner,
-        status=row.status,
-        dead_reason=row.dead_reason,
-        volume=str(row.volume),
-        remaining=str(row.remaining),
-        price=str(row.price),
-        published_at=row.published_at,
-        order=_message(row),
-        signature=row.signature,
+def find_published(session: Session, order_hash: str) -> PublishedOrder | None:
+    row = session.execute(
+        select(*_ANSWER_COLUMNS).where(OrderRow.order_hash == order_hash.lower())
+    ).mappings().first()  # fmt: skip
+    return None if row is None else published(row)
+
+
+def published(row: Mapping[Any, Any]) -> PublishedOrder:
+    """The API form of a row's `_ANSWER_COLUMNS`, built without validating them again:
+    every value was validated, every address checksummed, when the order was admitted, and
+    validating them again took most of a query's time (each address checksum is a keccak)."""
+    message = row["message"]
+    return PublishedOrder.model_construct(
+        order_hash=row["order_hash"],
+        kind=row["kind"],
+        owner=row["owner"],
+        status=row["status"],
+        dead_reason=row["dead_reason"],
+        volume=str(row["volume"]),
+        remaining=str(row["remaining"]),
+        price=str(row["price"]),
+        published_at=_as_utc(row["published_at"]),
+        order=MESSAGE_MODELS[row["kind"]].model_construct(set(message), **message),
+        signature=row["signature"],
     )
-
-
-def _message(row: OrderRow) -> OrderMessage:
-    return MESSAGE_MODELS[row.kind].model_validate(row.message)
 
 
 def _record(session: Session, change: FeedChange, row: OrderRow, data: dict[str, Any]) -> None:
-    session.add(
-        FeedEventRow(
-            change=change, order_hash=row.order_hash, kind=row.kind, data=data, at=datetime.now(UTC)
-        )
-    )
+    columns = {"order_hash": row.order_hash, "kind": row.kind}
+    session.add(FeedEventRow(**_feed_event(change, columns, data)))
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite gives back naive datetimes; every time the market writes is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _feed_event(change: FeedChange, row: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "change": change, "order_hash": row["order_hash"], "kind": row["kind"], "data": data,
+        "at": datetime.now(UTC),
+    }  # fmt: skip
 
 
 def feed_after(session: Session, seq: int, limit: int = 500) -> list[FeedEventRow]:

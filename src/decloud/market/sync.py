@@ -25,7 +25,7 @@ from web3.contract import Contract
 
 from decloud.chain.errors import ChainError
 from decloud.chain.events import ChainEvent, EventStream, Reorg
-from decloud.market.admission import OrderState, order_state
+from decloud.market.admission import OrderState, order_state, state_reads
 from decloud.market.book import ORDER_TYPES
 from decloud.market.chain import MarketChain
 from decloud.market.models import OrderKind, OrderRow, OrderStatus
@@ -67,9 +67,17 @@ class OrderbookSync:
         self.name = name
         self._start_block = start_block
         self._confirmations = confirmations
+        self._polled_head: str | None = None
 
     def poll(self) -> int:
-        """Consume every new event; the number of events and reorgs seen."""
+        """Consume every new event; the number of events and reorgs seen.
+
+        A head block this sync has already polled at carries nothing new (no block, no
+        reorg), so the streams are left alone: polling five of them costs about 20 ms of
+        CPU, taken from the requests the market serves meanwhile."""
+        head = self.chain.view().block_hash
+        if head == self._polled_head:
+            return 0
         with self.database.transaction() as session:
             pending = _Pending()
             seen = 0
@@ -77,10 +85,9 @@ class OrderbookSync:
                 for item in stream.poll():
                     seen += 1
                     self._handle(session, item, registry_kind, pending)
-            head = self.chain.head()
-            for row in pending.rows.values():
-                self._refresh(session, row, head)
+            self._refresh(session, list(pending.rows.values()))
             prune_feed(session, datetime.now(UTC) - FEED_RETENTION)
+        self._polled_head = head
         return seen
 
     def synced_block(self, session: Session) -> int | None:
@@ -159,12 +166,27 @@ class OrderbookSync:
         if row is not None:
             set_state(session, row, OrderState(0, OrderStatus.CANCELLED, None), block)
 
-    def _refresh(self, session: Session, row: OrderRow, head: int) -> None:
-        order = ORDER_TYPES[row.kind].from_message(row.message)
-        state = order_state(self.chain, order, row.owner)
-        if state.status is OrderStatus.FILLED and row.status is OrderStatus.CANCELLED:
-            state = OrderState(0, OrderStatus.CANCELLED, None)
-        set_state(session, row, state, head)
+    def _refresh(self, session: Session, rows: list[OrderRow]) -> None:
+        """Read again from the chain, as of its head and in one batch, the state of `rows`."""
+        view = self.chain.view()
+        orders = [
+            (
+                row,
+                ORDER_TYPES[row.kind].from_message(row.message),
+                bytes.fromhex(row.order_hash[2:]),
+            )
+            for row in rows
+        ]
+        view.prefetch(
+            read
+            for row, order, order_hash in orders
+            for read in state_reads(view.reads, order, order_hash, row.owner)
+        )
+        for row, order, order_hash in orders:
+            state = order_state(view, order, order_hash, row.owner)
+            if state.status is OrderStatus.FILLED and row.status is OrderStatus.CANCELLED:
+                state = OrderState(0, OrderStatus.CANCELLED, None)
+            set_state(session, row, state, view.number)
 
     # --- streams ----------------------------------------------------------------------
 

@@ -57,10 +57,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}} for status in statuses}
 
 
-def problem_response(
+def problem_details(
     status: int, rule: str, detail: str, errors: list[FieldProblem] | None = None
-) -> JSONResponse:
-    problem = Problem(
+) -> Problem:
+    """The problem a refusal answers; also for answers that carry several (a batch)."""
+    return Problem(
         type=f"urn:decloud:problem:{rule}",
         title=_title(status),
         status=status,
@@ -68,6 +69,12 @@ def problem_response(
         rule=rule,
         errors=errors or [],
     )
+
+
+def problem_response(
+    status: int, rule: str, detail: str, errors: list[FieldProblem] | None = None
+) -> JSONResponse:
+    problem = problem_details(status, rule, detail, errors)
     return JSONResponse(
         problem.model_dump(mode="json"), status_code=status, media_type=PROBLEM_MEDIA_TYPE
     )

@@ -7,6 +7,7 @@ as decimal strings, as in the signed orders' JSON messages. Addresses are 0x-hex
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 from eth_utils.address import to_checksum_address
@@ -15,7 +16,10 @@ from pydantic import AfterValidator, Field
 UINT256_MAX = 2**256 - 1
 
 
+@lru_cache(maxsize=16_384)
 def _checksummed(value: str) -> str:
+    """Cached: a checksum costs a keccak (about 40 µs), and the same few addresses (the zero
+    address, a market's resources and owners) come back in almost every request."""
     return str(to_checksum_address(value))
 
 
