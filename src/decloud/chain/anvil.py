@@ -24,6 +24,7 @@ from typing import IO, Any, Self
 from eth_account import Account
 
 from decloud.chain.errors import ChainError, NodeUnavailable
+from decloud.process import stop_process
 
 # Anvil's own defaults, so that the keys we derive are the accounts it funds.
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
@@ -139,12 +140,7 @@ class Anvil:
         """Stop anvil (terminate, then kill if it does not exit in time)."""
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, self._stop_timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from decloud.process import stop_process
+
 DEFAULT_CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
@@ -127,12 +129,7 @@ class PodmanService:
         """Stop the service (terminate, then kill if it does not exit in time)."""
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, self._stop_timeout)
         if self._log is not None:
             self._log.close()
             self._log = None
