@@ -8,6 +8,7 @@ the type string, struct hash, JSON message, ABI tuple and validation are all der
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 SECP256K1_HALF_N = SECP256K1_N // 2
 """Largest accepted s: (r, s) and (r, n - s) both verify, so only the low half is accepted,
 as on the hub, to make every signature unique (EIP-2)."""
+_ADDRESS_CACHE = 4096
+"""Addresses whose checksummed form is remembered (a few hundred KiB at most)."""
 
 
 class SignatureError(ValueError):
@@ -88,17 +91,30 @@ def _bytes32_from_json(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=_ADDRESS_CACHE)
+def _checksummed(value: str) -> str | None:
+    """`value` in its checksummed form, None if it is no address. Cached: the checksum is a
+    keccak (about 100 µs here), and a market sees the same few addresses (its pools, apps,
+    the zero address) in order after order."""
+    return str(to_checksum_address(value)) if is_address(value) else None
+
+
+@functools.lru_cache(maxsize=_ADDRESS_CACHE)
+def _is_checksummed(value: str) -> bool:
+    return is_checksum_address(value)
+
+
 def _address_from_json(value: Any) -> Any:
     # Wallets and tools emit lowercase addresses too; orders keep the checksummed form.
-    if isinstance(value, str) and is_address(value):
-        return str(to_checksum_address(value))
+    if isinstance(value, str):
+        return _checksummed(value) or value
     return value
 
 
 _CODECS: dict[str, _Codec] = {
     "address": _Codec(
         "a checksummed 20-byte address",
-        lambda v: isinstance(v, str) and is_checksum_address(v),
+        lambda v: isinstance(v, str) and _is_checksummed(v),
         str,
         _address_from_json,
     ),
@@ -410,4 +426,5 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
         )
     except ValueError as error:
         raise SignatureError(f"signature: no public key recovers from it ({error})") from error
-    return str(to_checksum_address(keccak(public_key.format(compressed=False)[1:])[-20:]))
+    address = keccak(public_key.format(compressed=False)[1:])[-20:]
+    return _checksummed("0x" + address.hex()) or ""
