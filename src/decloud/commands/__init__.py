@@ -1,7 +1,7 @@
 """The `decloud` command groups of the SDK, one module per group (STYLE.md section 4):
-`wallet`, `account`, `app`, `dataset`, `workerpool`, `category`, `deal`, `task`, and the
-`init`, `sign` and `cancel` commands of the `order` group, whose other commands live with
-the market (`decloud.market.cli`).
+`wallet`, `account`, `app`, `dataset`, `workerpool`, `category`, `deal`, `task`, `result`,
+and the `init`, `sign` and `cancel` commands of the `order` group, whose other commands live
+with the market (`decloud.market.cli`).
 
 `add_commands(root, order_group)` mounts them all on the `decloud` command.
 """
@@ -10,7 +10,17 @@ from __future__ import annotations
 
 import typer
 
-from decloud.commands import account, app, category, dataset, deal, task, wallet, workerpool
+from decloud.commands import (
+    account,
+    app,
+    category,
+    dataset,
+    deal,
+    result,
+    task,
+    wallet,
+    workerpool,
+)
 from decloud.commands.order import add_order_commands
 
 GROUPS: dict[str, typer.Typer] = {
@@ -22,6 +32,7 @@ GROUPS: dict[str, typer.Typer] = {
     "category": category.app,
     "deal": deal.app,
     "task": task.app,
+    "result": result.app,
 }
 
 

@@ -1,4 +1,5 @@
-"""`decloud task show [--watch]`: where a task stands, and why a replicate failed.
+"""`decloud task show [--watch]`: where a task stands, and why a replicate failed;
+`decloud task logs`: what the app wrote in each replicate, for the task's requester.
 
 With `--watch`, a live display follows the task through its states (pending, active,
 revealing, finalizing, completed) and its replicates through theirs, polling the chain and
@@ -26,12 +27,15 @@ from decloud.commands.common import (
     EXIT_FAILED,
     ConfigOption,
     JsonOption,
+    WalletOption,
     console,
     fail,
     print_fields,
     print_json,
     reading,
     reports_errors,
+    say,
+    signing,
     when,
 )
 from decloud.sdk.errors import TaskTimeout
@@ -54,7 +58,7 @@ STATE_STYLES = {
     "cancelled": "dim",
 }
 
-app = typer.Typer(help="Show tasks, and follow them live.", no_args_is_help=True)
+app = typer.Typer(help="Show tasks, follow them live, read their logs.", no_args_is_help=True)
 
 
 @app.command("show")
@@ -77,19 +81,62 @@ def show(
     failed replicate with what to do about it."""
     requester = Requester(reading(config))
     if not watch:
-        _print_report(requester.task(taskid), as_json)
+        print_report(requester.task(taskid), as_json)
         return
-    reports = requester.watch_task(taskid, timeout_s=timeout, interval_s=interval)
+    last, timed_out = follow(requester, taskid, timeout, interval, live=not as_json)
+    print_report(last, as_json)
+    raise typer.Exit(exit_status(last, timed_out))
+
+
+@app.command("logs")
+@reports_errors
+def logs(
+    taskid: Annotated[str, typer.Argument(help="The task id (0x, 32 bytes)")],
+    wallet: WalletOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The app's stdout and stderr in each replicate of the task, as its workerpool's
+    scheduler keeps them (the head of each stream, size-capped); for the task's requester
+    only, so the wallet signs the request."""
+    replicates = Requester(signing(config, wallet)).logs(taskid)
     if as_json:
-        last, timed_out = _follow(reports, lambda _report: None)
+        print_json({"taskid": taskid, "replicates": [r.to_json() for r in replicates]})
+        return
+    if not replicates:
+        say("no logs yet: no worker has sent the logs of a run of this task", style="yellow")
+    for replicate in replicates:
+        say(f"replicate of worker {replicate.worker}", style="bold")
+        _print_stream("stdout", replicate.stdout, replicate.stdout_total_bytes)
+        _print_stream("stderr", replicate.stderr, replicate.stderr_total_bytes)
+
+
+def _print_stream(name: str, head: bytes, total: int) -> None:
+    if total > len(head):
+        say(f"--- {name}: truncated, the first {len(head)} of {total} bytes", style="yellow")
     else:
-        last, timed_out = _follow_live(reports, timeout)
-    _print_report(last, as_json)
+        say(f"--- {name}: {total} bytes", style="dim")
+    if head:
+        typer.echo(head.decode(errors="replace").rstrip("\n"))
+
+
+def follow(
+    requester: Requester, taskid: str, timeout: float, interval: float, *, live: bool
+) -> tuple[TaskReport, TaskTimeout | None]:
+    """Watch the task until it is done or `timeout` passes (with a live display for a
+    person); the last report, and the timeout if it ended the watch."""
+    reports = requester.watch_task(taskid, timeout_s=timeout, interval_s=interval)
+    if live:
+        return _follow_live(reports, timeout)
+    return _follow(reports, lambda _report: None)
+
+
+def exit_status(last: TaskReport, timed_out: TaskTimeout | None) -> int:
+    """0 completed, 1 failed, 3 the watch timed out (said on stderr; the task goes on)."""
     if timed_out is not None:
         fail(timed_out)
-        raise typer.Exit(EXIT_TIMEOUT)
-    if last.state == "failed":
-        raise typer.Exit(EXIT_FAILED)
+        return EXIT_TIMEOUT
+    return EXIT_FAILED if last.state == "failed" else 0
 
 
 def _follow(
@@ -160,7 +207,7 @@ def _replicates(report: TaskReport) -> RenderableType:
     return table
 
 
-def _print_report(report: TaskReport, as_json: bool) -> None:
+def print_report(report: TaskReport, as_json: bool) -> None:
     if as_json:
         print_json(report.to_json())
         return

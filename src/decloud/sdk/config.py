@@ -2,7 +2,7 @@
 
 One TOML file serves every decloud command and service (the devnet writes it). Its path is
 the `--config` option, else the `DECLOUD_CONFIG` variable, else `~/.decloud/config.toml`.
-The client reads four tables and ignores the others, which belong to the services:
+The client reads five tables and ignores the others, which belong to the services:
 
 ```toml
 [chain]
@@ -22,10 +22,12 @@ scheduler = "http://127.0.0.1:8701"
 [wallet]             # optional
 keystore = "~/.decloud/keystore"
 default = "alice"
+[apps]               # optional: names `decloud app run NAME` accepts for an app address
+mandelbrot = "0x..."
 ```
 
-A missing key is an error that names it and what to do; `[services]` and `[wallet]` may be
-left out, since not every command needs them.
+A missing key is an error that names it and what to do; `[services]`, `[wallet]` and
+`[apps]` may be left out, since not every command needs them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -46,7 +48,7 @@ from decloud.sdk.errors import ConfigError
 CONFIG_VARIABLE = "DECLOUD_CONFIG"
 DEFAULT_CONFIG_PATH = Path("~/.decloud/config.toml")
 DEFAULT_KEYSTORE = Path("~/.decloud/keystore")
-CLIENT_TABLES = ("chain", "contracts", "services", "wallet")
+CLIENT_TABLES = ("chain", "contracts", "services", "wallet", "apps")
 _CONTRACTS = tuple(f.name for f in fields(Deployment) if f.name != "chain_id")
 T = TypeVar("T")
 _KINDS: dict[type, str] = {int: "an integer", str: "a string"}
@@ -110,6 +112,8 @@ class ClientConfig:
     services: ServiceUrls
     wallet: WalletSettings
     source: Path | None = None
+    apps: Mapping[str, str] = field(default_factory=dict)
+    """App addresses by the names people give them (`[apps]`), checksummed."""
 
     @classmethod
     def load(cls, path: Path | None = None) -> Self:
@@ -130,6 +134,7 @@ class ClientConfig:
             services=_services(document.get("services", {}), source),
             wallet=WalletSettings.from_table(document.get("wallet", {}), source),
             source=source,
+            apps=_apps(document.get("apps", {}), source),
         )
 
     def to_document(self) -> dict[str, Any]:
@@ -138,12 +143,15 @@ class ClientConfig:
         wallet: dict[str, Any] = {"keystore": str(self.wallet.keystore)}
         if self.wallet.default is not None:
             wallet["default"] = self.wallet.default
-        return {
+        document: dict[str, Any] = {
             "chain": {"rpc_url": self.chain.rpc_url, "chain_id": self.chain.chain_id},
             "contracts": {name: getattr(self.contracts, name) for name in _CONTRACTS},
             "services": services,
             "wallet": wallet,
         }
+        if self.apps:
+            document["apps"] = dict(self.apps)
+        return document
 
     def save(self, path: Path | None = None) -> Path:
         """Write the client tables to `path` (see `config_path`), keeping every other
@@ -181,6 +189,20 @@ def _services(table: Any, source: Path) -> ServiceUrls:
     table = _as_table(table, "services", source)
     names = (f.name for f in fields(ServiceUrls))
     return ServiceUrls(**{name: _optional(table, "services", name, str, source) for name in names})
+
+
+def _apps(table: Any, source: Path) -> dict[str, str]:
+    table = _as_table(table, "apps", source)
+    apps = {}
+    for name in table:
+        address = _typed(table[name], "apps", name, str, source)
+        if not is_address(address):
+            raise ConfigError(
+                f"[apps] {name} in {source} is not an address: {address!r}",
+                "write the app's 0x-address (`decloud app show` confirms it)",
+            )
+        apps[name] = str(to_checksum_address(address))
+    return apps
 
 
 def _address(table: Mapping[str, Any], name: str, source: Path) -> str:
