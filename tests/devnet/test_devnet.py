@@ -30,9 +30,12 @@ from decloud.chain.deploy import DEFAULT_CATEGORIES, Deployment
 from decloud.chain.hub import ZERO_ADDRESS, Hub
 from decloud.chain.registries import AppRegistry, AppType, WorkerpoolRegistry
 from decloud.devnet.accounts import DEPOSIT, DEVNET_PASSWORD, FUNDING
+from decloud.devnet.offers import APP_PRICE, ORDER_VOLUME, WORKERPOOL_PRICE, offered_trust
 from decloud.devnet.processes import ProcessRecord
 from decloud.devnet.record import DevnetRecord
-from decloud.protocol.orders import AppOrder, RequestOrder, WorkerpoolOrder
+from decloud.market.client import MarketClient
+from decloud.market.models import OrderKind
+from decloud.protocol.orders import RequestOrder
 from decloud.protocol.tags import NO_TAG
 
 pytestmark = pytest.mark.anvil
@@ -40,6 +43,7 @@ pytestmark = pytest.mark.anvil
 WORKERS = 2
 UP_BOUND_S = 60.0
 """Catches a hang, not a slow machine: the target (15 s) is measured and printed."""
+UP_TARGET_S = 15.0
 PROCESSES = {"anvil", "market", "storage", "scheduler", "worker-1", "worker-2"}
 TASK_TIMEOUT_S = 30.0
 MANDELBROT_BUILD = Path(__file__).resolve().parents[2] / "examples" / "mandelbrot-wasm" / "build.sh"
@@ -111,7 +115,7 @@ def _kill_leftovers(processes: tuple[ProcessRecord, ...]) -> None:
 def test_up_is_ready_well_within_the_bound(devnet: Devnet) -> None:
     record = DevnetRecord.load(devnet.dir / "devnet.json")
     assert record is not None and record.up_seconds is not None
-    print(f"up measured by itself: {record.up_seconds} s")
+    print(f"up measured by itself: {record.up_seconds} s (target < {UP_TARGET_S:g} s)")
     assert devnet.up_seconds < UP_BOUND_S
     assert "ready in" in devnet.up_output
 
@@ -132,7 +136,7 @@ def test_status_shows_every_process_alive_and_every_role_funded(devnet: Devnet) 
 def test_the_config_file_has_every_client_and_service_table(devnet: Devnet) -> None:
     config = devnet.config()
 
-    assert {"chain", "contracts", "services", "wallet"} <= config.keys()
+    assert {"chain", "contracts", "services", "wallet", "apps"} <= config.keys()
     assert {"market", "storage", "scheduler", "worker", "devnet"} <= config.keys()
     assert config["chain"]["chain_id"] == 31337
     assert set(config["contracts"]) == {
@@ -196,33 +200,97 @@ def test_no_private_key_is_printed_or_written_outside_the_key_files(devnet: Devn
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
-def test_a_trust_3_task_completes_on_the_devnets_workers(devnet: Devnet, tmp_path: Path) -> None:
-    """The roles act through their keyfiles, as the CLI does; the scheduler and both
-    workers do the rest."""
+def test_the_sample_app_is_registered_with_the_checksum_of_its_module(
+    devnet: Devnet, tmp_path: Path
+) -> None:
     config = devnet.config()
     deployment = Deployment(chain_id=config["chain"]["chain_id"], **config["contracts"])
-    rpc_url, keystore = config["chain"]["rpc_url"], Path(config["wallet"]["keystore"])
-    developer, owner, requester = (
-        Account.decrypt(json.loads((keystore / f"{role}.json").read_text()), DEVNET_PASSWORD)
-        for role in ("app_developer", "workerpool_owner", "requester")
+    registry = AppRegistry(
+        ChainClient(config["chain"]["rpc_url"], secrets.token_bytes(32)), deployment.app_registry
     )
-    module = tmp_path / "mandelbrot.wasm"
-    subprocess.run([str(MANDELBROT_BUILD), str(module)], check=True, capture_output=True)
-    app = AppRegistry(ChainClient(rpc_url, developer), deployment.app_registry).create_app(
-        "mandelbrot", AppType.WASM, module.as_uri(), hashlib.sha256(module.read_bytes()).digest()
-    )
-    hub = Hub(ChainClient(rpc_url, requester), deployment)
-    app_order, pool_order, request = orders(app, config["devnet"]["workerpool"], hub.address)
+    reference = tmp_path / "mandelbrot.wasm"
+    subprocess.run([str(MANDELBROT_BUILD), str(reference)], check=True, capture_output=True)
 
+    app = registry.app(config["apps"]["mandelbrot"])
+
+    assert app is not None
+    assert (app.name, app.app_type) == ("mandelbrot", AppType.WASM)
+    assert app.multiaddr == (devnet.dir / "apps" / "mandelbrot.wasm").as_uri()
+    assert app.checksum == hashlib.sha256(reference.read_bytes()).digest()
+    assert registry.owner_of(app.address) == config["devnet"]["accounts"]["app_developer"]
+
+
+def test_the_config_file_names_the_sample_app(devnet: Devnet) -> None:
+    record = DevnetRecord.load(devnet.dir / "devnet.json")
+
+    assert record is not None and record.missing_apps == {}
+    assert devnet.config()["apps"] == record.apps == {"mandelbrot": record.apps["mandelbrot"]}
+
+
+def test_the_market_lists_the_app_order_and_a_workerpool_order_per_category(
+    devnet: Devnet,
+) -> None:
+    config = devnet.config()
+    accounts, workerpool = config["devnet"]["accounts"], config["devnet"]["workerpool"]
+
+    with MarketClient(config["services"]["market"]) as market:
+        apps = market.orderbook(OrderKind.APP, app=config["apps"]["mandelbrot"]).orders
+        pools = market.orderbook(OrderKind.WORKERPOOL, workerpool=workerpool).orders
+
+    assert [(o.owner, int(o.price), int(o.remaining)) for o in apps] == [
+        (accounts["app_developer"], APP_PRICE, ORDER_VOLUME)
+    ]
+    assert sorted(int(order.order.model_dump()["category"]) for order in pools) == list(
+        range(len(DEFAULT_CATEGORIES))
+    )
+    for order in pools:
+        assert (order.owner, order.status.value) == (accounts["workerpool_owner"], "open")
+        assert (int(order.price), int(order.remaining)) == (WORKERPOOL_PRICE, ORDER_VOLUME)
+        assert int(order.order.model_dump()["trust"]) == offered_trust(WORKERS) >= 3
+
+
+def test_status_shows_the_sample_app_and_its_open_orders(devnet: Devnet) -> None:
+    apps = devnet.config()["apps"]
+
+    report = json.loads(devnet.run("status", "--json").stdout)
+    text = devnet.run("status").stdout
+
+    assert [(app["name"], app["address"], app["type"]) for app in report["apps"]] == [
+        ("mandelbrot", apps["mandelbrot"], "WASM")
+    ]
+    assert report["missing_apps"] == {}
+    assert sorted(order["kind"] for order in report["orders"]) == ["app"] + ["workerpool"] * len(
+        DEFAULT_CATEGORIES
+    )
+    assert {order["status"] for order in report["orders"]} == {"open"}
+    assert "mandelbrot" in text and "orders on the market" in text
+
+
+def test_a_trust_3_request_matched_with_the_markets_orders_completes_on_the_devnets_workers(
+    devnet: Devnet,
+) -> None:
+    """What `decloud app run mandelbrot --trust 3` does: the requester's own request against
+    the cheapest compatible orders `up` published; the scheduler and the workers do the rest."""
+    config = devnet.config()
+    deployment = Deployment(chain_id=config["chain"]["chain_id"], **config["contracts"])
+    keyfile = Path(config["wallet"]["keystore"]) / "requester.json"
+    requester = Account.decrypt(json.loads(keyfile.read_text()), DEVNET_PASSWORD)
+    hub = Hub(ChainClient(config["chain"]["rpc_url"], requester), deployment)
+    request = trust_3_request(config["apps"]["mandelbrot"], hub.client.address)
+
+    with MarketClient(config["services"]["market"]) as market:
+        compatible = market.cheapest_compatible(request)
+    app_order, pool_order, _ = compatible.orders()
     deal = hub.match_orders(
         app_order,
-        hub.sign(app_order, bytes(developer)),
+        bytes.fromhex(compatible.app.signature.removeprefix("0x")),
         pool_order,
-        hub.sign(pool_order, bytes(owner)),
+        bytes.fromhex(compatible.workerpool.signature.removeprefix("0x")),
         request,
         hub.sign(request, bytes(requester)),
     )
 
+    assert compatible.task_price == APP_PRICE + WORKERPOOL_PRICE
     task = wait_for_task(config["services"]["scheduler"], deal.task_id(deal.deal.bot_first))
     assert task["state"] == "completed", task
     assert {replicate["state"] for replicate in task["replicates"]} == {"revealed"}
@@ -231,51 +299,25 @@ def test_a_trust_3_task_completes_on_the_devnets_workers(devnet: Devnet, tmp_pat
     assert httpx.head(f"{config['services']['storage']}/results/{cid}").status_code == 200
 
 
-def orders(
-    app: str, workerpool: str, requester: str
-) -> tuple[AppOrder, WorkerpoolOrder, RequestOrder]:
-    """Orders of one trust-3 execution of `app` on the devnet's pool, in category XS."""
-    nobody, salt = ZERO_ADDRESS, secrets.token_bytes(32)
-    return (
-        AppOrder(
-            app=app,
-            appprice=10**9,
-            volume=1,
-            tag=NO_TAG,
-            datasetrestrict=nobody,
-            workerpoolrestrict=nobody,
-            requesterrestrict=nobody,
-            salt=salt,
-        ),
-        WorkerpoolOrder(
-            workerpool=workerpool,
-            workerpoolprice=3 * 10**9,
-            volume=1,
-            tag=NO_TAG,
-            category=0,
-            trust=100,
-            apprestrict=nobody,
-            datasetrestrict=nobody,
-            requesterrestrict=nobody,
-            salt=salt,
-        ),
-        RequestOrder(
-            app=app,
-            appmaxprice=10**9,
-            dataset=nobody,
-            datasetmaxprice=0,
-            workerpool=workerpool,
-            workerpoolmaxprice=3 * 10**9,
-            requester=requester,
-            volume=1,
-            tag=NO_TAG,
-            category=0,
-            trust=3,
-            beneficiary=requester,
-            callback=nobody,
-            params='{"iexec_args":"32 32 64"}',
-            salt=salt,
-        ),
+def trust_3_request(app: str, requester: str) -> RequestOrder:
+    """One trust-3 execution of `app` in category XS, on any workerpool, at the devnet's
+    prices."""
+    return RequestOrder(
+        app=app,
+        appmaxprice=APP_PRICE,
+        dataset=ZERO_ADDRESS,
+        datasetmaxprice=0,
+        workerpool=ZERO_ADDRESS,
+        workerpoolmaxprice=WORKERPOOL_PRICE,
+        requester=requester,
+        volume=1,
+        tag=NO_TAG,
+        category=0,
+        trust=3,
+        beneficiary=requester,
+        callback=ZERO_ADDRESS,
+        params='{"iexec_args":"32 32 64"}',
+        salt=secrets.token_bytes(32),
     )
 
 

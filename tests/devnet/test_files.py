@@ -31,6 +31,7 @@ DEPLOYMENT = Deployment(
     marketplace="0x5FC8d32690cc91D4c39d9d3abcBD16989F875707",
 )
 WORKERPOOL = "0x72c54137382711007C0f809657dEfCfec00E4F25"
+MANDELBROT = "0x2E1312C0f744b3B72aDd774F01638580550586e9"
 
 
 def plan(root: Path, workers: int = 2) -> Plan:
@@ -41,6 +42,7 @@ def plan(root: Path, workers: int = 2) -> Plan:
         workerpool=WORKERPOOL,
         workers=workers,
         addresses={"requester": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"},
+        apps={"mandelbrot": MANDELBROT},
     )
 
 
@@ -96,6 +98,12 @@ def test_the_client_tables_name_the_chain_the_contracts_the_services_and_the_wal
         "default": "requester",
     }
     assert config_file.devnet_dir(path) == tmp_path / "devnet"
+
+
+def test_the_apps_table_names_each_sample_app_by_its_address(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    config_file.write(path, plan(tmp_path / "devnet"))
+    assert tomllib.loads(path.read_text())["apps"] == {"mandelbrot": MANDELBROT}
 
 
 def test_without_workers_there_is_no_worker_table(tmp_path: Path) -> None:

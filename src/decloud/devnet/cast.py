@@ -10,6 +10,8 @@ from __future__ import annotations
 
 PEOPLE = ("requester", "app_developer", "dataset_owner", "workerpool_owner")
 """The roles a person plays with the CLI: each gets an encrypted keyfile in the keystore."""
+DEVELOPER_ROLE = "app_developer"
+"""Owns the sample apps the devnet registers, and signs their orders."""
 SCHEDULER_ROLE = "workerpool_owner"
 """The scheduler runs the workerpool as its owner: it signs authorizations and finalizes."""
 DEFAULT_ROLE = "requester"

@@ -67,8 +67,9 @@ def up(
     directory: DirOption = None,
     as_json: AsJson = False,
 ) -> None:
-    """Start anvil, deploy the protocol, fund every role, start the market, the result
-    store, the scheduler and the workers, and write the config file."""
+    """Start anvil, deploy the protocol, fund every role, register the sample apps, start
+    the market, the result store, the scheduler and the workers, publish app and workerpool
+    orders on the market, and write the config file."""
     options = UpOptions(
         config=_absolute(config or default_config()),
         root=_absolute(directory or default_dir()),
@@ -82,7 +83,7 @@ def up(
             record = lifecycle.up(options)
     except (DevnetError, LayoutError, StartError) as error:
         raise _fail(error) from error
-    _show(lifecycle.status(options.config, options.root), as_json)
+    show_report(lifecycle.status(options.config, options.root), as_json)
     if not as_json:
         Console().print(
             f"ready in {record.up_seconds} s; config {options.config}; "
@@ -94,13 +95,13 @@ def up(
 def show_status(
     config: ConfigOption = None, directory: DirOption = None, as_json: AsJson = False
 ) -> None:
-    """Each process alive or dead, the URLs, the chain's head and the balances; exits 1
-    unless everything runs."""
+    """Each process alive or dead, the URLs, the chain's head, the balances, the sample apps
+    and the orders on the market; exits 1 unless everything runs."""
     try:
         report = lifecycle.status(_absolute(config or default_config()), _optional(directory))
     except DevnetError as error:
         raise _fail(error) from error
-    _show(report, as_json)
+    show_report(report, as_json)
     if not report["running"]:
         raise typer.Exit(1)
 
@@ -148,7 +149,8 @@ def _fail(error: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _show(report: dict[str, Any], as_json: bool) -> None:
+def show_report(report: dict[str, Any], as_json: bool) -> None:
+    """A `status` report, as JSON or as tables."""
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -172,6 +174,39 @@ def _show(report: dict[str, Any], as_json: bool) -> None:
             account["address"],
         )
     console.print(accounts)
+    _show_offers(console, report)
+
+
+def _show_offers(console: Console, report: dict[str, Any]) -> None:
+    """The sample apps and the orders `up` published, or why a sample app is missing."""
+    if report["apps"]:
+        apps = Table("app", "type", "module", title="sample apps (the config file's \\[apps])")
+        apps.add_column("address", no_wrap=True, min_width=42)
+        for app in report["apps"]:
+            apps.add_row(app["name"], app["type"] or "?", app["multiaddr"] or "?", app["address"])
+        console.print(apps)
+    for name, problem in report["missing_apps"].items():
+        console.print(f"no sample app {name}: {problem}", style="yellow", markup=False)
+    if report["orders"]:
+        orders = Table(
+            "kind", "of", "category", "trust", "price (DCLD)", "remaining", "status",
+            title="orders on the market",
+        )  # fmt: skip
+        for order in report["orders"]:
+            orders.add_row(
+                order["kind"] or "?",
+                order["name"] or order["resource"] or order["order_hash"],
+                _optional_text(order["category"]),
+                _optional_text(order["trust"]),
+                _tokens(order["price"]) if order["price"] is not None else "",
+                _optional_text(order["remaining"]),
+                order["status"] or "[red]the market does not answer[/red]",
+            )
+        console.print(orders)
+
+
+def _optional_text(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 def _tokens(amount: int) -> str:

@@ -2,8 +2,10 @@
 
 It holds the client tables the SDK and the CLI read (`[chain]`, `[contracts]`, `[services]`,
 `[wallet]`), one table per service in the format `decloud.service.settings` expects
-(`[market]`, `[storage]`, `[scheduler]`, `[worker]`), and `[devnet]`, which says where the
-devnet that wrote the file keeps its state. The file holds paths to keys, never keys.
+(`[market]`, `[storage]`, `[scheduler]`, `[worker]`), `[apps]`, the sample apps the devnet
+registered (name = address: commands that run an app accept its name), and `[devnet]`, which
+says where the devnet that wrote the file keeps its state. The file holds paths to keys,
+never keys.
 
 Every worker needs its own key and state directory, but a config file has one `[worker]`
 table: it is worker-1's, and the others run with `DECLOUD_WORKER_KEY_FILE` and
@@ -36,6 +38,7 @@ _SCHEDULER_TUNING: Table = {
     "upload_wait_s": 15.0,
 }
 _WORKER_TUNING: Table = {
+    "slots": 2,
     "pull_interval_s": 0.5,
     "chain_poll_s": 0.1,
     "result_report_wait_s": 15.0,
@@ -68,6 +71,8 @@ class Plan:
     workerpool: str
     workers: int
     addresses: dict[str, str]
+    apps: dict[str, str]
+    """The sample apps registered: name -> address."""
     docker_url: str | None = None
 
 
@@ -78,6 +83,7 @@ def document(plan: Plan) -> dict[str, Table]:
         "contracts": _contracts(plan.deployment),
         "services": {name: plan.ports.url(name) for name in ("market", "storage", "scheduler")},
         "wallet": {"keystore": plan.layout.keystore, "default": DEFAULT_ROLE},
+        "apps": dict(plan.apps),
         "market": _market(plan),
         "storage": _storage(plan),
         "scheduler": _scheduler(plan),

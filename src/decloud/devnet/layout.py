@@ -28,9 +28,10 @@ _KEYS = "keys"
 _KEYSTORE = "keystore"
 _DATA = "data"
 _WORKERS = "workers"
+_APPS = "apps"
 _DEPLOYMENT = "deployment.json"
 _RECORD = "devnet.json"
-ENTRIES = frozenset({LOGS, _KEYS, _KEYSTORE, _DATA, _WORKERS, _DEPLOYMENT, _RECORD})
+ENTRIES = frozenset({LOGS, _KEYS, _KEYSTORE, _DATA, _WORKERS, _APPS, _DEPLOYMENT, _RECORD})
 """Everything a devnet puts in its directory: a directory holding anything else is not
 one, and is never emptied."""
 
@@ -77,6 +78,12 @@ class Layout:
         return self.root / _DATA
 
     @property
+    def apps(self) -> Path:
+        """The sample apps' modules, registered under their `file://` URIs: the workers
+        fetch them from here."""
+        return self.root / _APPS
+
+    @property
     def deployment(self) -> Path:
         """The contracts' addresses in the JSON file the services load."""
         return self.root / _DEPLOYMENT
@@ -102,7 +109,8 @@ class Layout:
         """An empty devnet directory, readable by its owner only (it holds keys)."""
         self.clear(keep_logs=False)
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for directory in (self.keys, self.keystore, self.logs, self.data, self.root / _WORKERS):
+        workers = self.root / _WORKERS
+        for directory in (self.keys, self.keystore, self.logs, self.data, self.apps, workers):
             directory.mkdir(mode=0o700)
 
     def clear(self, *, keep_logs: bool) -> None:

@@ -1,10 +1,11 @@
 """`up`, `status` and `down` of a devnet: a whole marketplace on one machine.
 
 `up` starts the service launcher, anvil, deploys the protocol (with the default
-categories), funds every role, registers the workerpool, writes the keys, the keystore and
-the config file, then starts the market, the result store, the scheduler and the workers,
-and returns once each of them answers. Whatever fails on the way, what was started is
-stopped again, and the logs stay.
+categories), funds every role, registers the workerpool and the sample apps, writes the
+keys, the keystore and the config file, then starts the market, the result store, the
+scheduler and the workers, publishes app and workerpool orders on the market, and returns
+once each of them answers. Whatever fails on the way, what was started is stopped again,
+and the logs stay.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from decloud.devnet import config as config_file
 from decloud.devnet.launcher import Launcher, service_environment
 from decloud.devnet.layout import Layout, default_dir
 from decloud.devnet.processes import ProcessRecord, stop
-from decloud.devnet.record import CHAIN_PROCESS, DevnetRecord
+from decloud.devnet.record import CHAIN_PROCESS, MARKET_PROCESS, DevnetRecord
 
 STOP_TIMEOUT_S = 10.0
 """How long a process gets to exit after SIGTERM before it is killed (a worker drains)."""
@@ -92,8 +93,11 @@ def locate(config: Path, root: Path | None = None) -> Layout | None:
 
 
 def status(config: Path, root: Path | None = None) -> dict[str, Any]:
-    """What runs, where it answers, the chain's head and every role's balances."""
-    from decloud.devnet.accounts import chain_view  # the chain client: seconds to import
+    """What runs, where it answers, the chain's head, every role's balances, the sample
+    apps and the orders `up` published, as the market sees them now."""
+    # The chain client and the market client: seconds to import.
+    from decloud.devnet.accounts import chain_view
+    from decloud.devnet.offers import apps_view, orders_view
 
     layout = locate(config, root)
     record = DevnetRecord.load(layout.record) if layout else None
@@ -109,6 +113,7 @@ def status(config: Path, root: Path | None = None) -> dict[str, Any]:
         }
         for process in record.processes
     ]
+    market_url = next((p.url for p in record.processes if p.name == MARKET_PROCESS), None)
     return {
         "running": bool(processes) and all(process["alive"] for process in processes),
         "config": str(record.config),
@@ -118,6 +123,9 @@ def status(config: Path, root: Path | None = None) -> dict[str, Any]:
         "workerpool": record.workerpool,
         **chain_view(record.rpc_url, layout.deployment, record.addresses),
         "processes": processes,
+        "apps": apps_view(record.rpc_url, layout.deployment, record.apps),
+        "missing_apps": record.missing_apps,
+        "orders": orders_view(market_url, record.orders, record.apps, record.workerpool),
     }
 
 

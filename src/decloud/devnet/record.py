@@ -14,6 +14,7 @@ from typing import Any
 from decloud.devnet.processes import ProcessRecord
 
 CHAIN_PROCESS = "anvil"
+MARKET_PROCESS = "market"
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,12 @@ class DevnetRecord:
     processes: tuple[ProcessRecord, ...] = ()
     workerpool: str | None = None
     addresses: dict[str, str] = field(default_factory=dict)
+    apps: dict[str, str] = field(default_factory=dict)
+    """The sample apps registered: name -> address."""
+    missing_apps: dict[str, str] = field(default_factory=dict)
+    """The sample apps that could not be built: name -> why, and what to install."""
+    orders: tuple[str, ...] = ()
+    """The hashes of the orders `up` published on the market."""
     up_seconds: float | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -32,17 +39,25 @@ class DevnetRecord:
             "processes": [process.to_json() for process in self.processes],
             "workerpool": self.workerpool,
             "addresses": self.addresses,
+            "apps": self.apps,
+            "missing_apps": self.missing_apps,
+            "orders": list(self.orders),
             "up_seconds": self.up_seconds,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DevnetRecord:
+        # A devnet started before `up` offered sample apps has no apps nor orders, and
+        # `down` must still find its processes.
         return cls(
             config=Path(data["config"]),
             rpc_url=data["rpc_url"],
             processes=tuple(ProcessRecord.from_json(item) for item in data["processes"]),
             workerpool=data["workerpool"],
             addresses=dict(data["addresses"]),
+            apps=dict(data.get("apps", {})),
+            missing_apps=dict(data.get("missing_apps", {})),
+            orders=tuple(data.get("orders", ())),
             up_seconds=data["up_seconds"],
         )
 
