@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -34,13 +36,28 @@ app.add_typer(devnet_app, name="devnet")
 
 @app.command()
 def demo(
+    protocol: bool = typer.Option(
+        False,
+        "--protocol",
+        help="Play the protocol alone on a bare chain instead: one trust-3 task with a wrong "
+        "worker, every transaction and its gas.",
+    ),
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Keep the downloaded result here (default: a new temporary directory)."),
+    ] = None,
     as_json: bool = typer.Option(False, "--json", help="Print the steps and payments as JSON."),
 ) -> None:
-    """Start a local anvil chain, deploy decloud and play one replicated task (trust 3,
-    three workers, one of them wrong), printing each step, the payments and the gas."""
-    from decloud.demo import run_demo
+    """Bring up a devnet, buy a trust-3 run of the sample WASM app through the market,
+    download its verified result and show who was paid what; then take the devnet down."""
+    if protocol:
+        from decloud.demo.protocol import run_demo
 
-    run_demo(Console(quiet=as_json), as_json=as_json)
+        run_demo(Console(quiet=as_json), as_json=as_json)
+        return
+    from decloud.demo.marketplace import run_marketplace_demo
+
+    run_marketplace_demo(Console(quiet=as_json), as_json=as_json, output=output)
 
 
 @bench.command("gas")

@@ -13,7 +13,7 @@ from decloud.bench import gas
 from decloud.chain import Anvil, MatchError, TaskError
 from decloud.chain.localnet import DEPOSIT, LocalMarket
 from decloud.cli import app
-from decloud.demo import run_demo
+from decloud.demo.protocol import run_demo
 
 PARTIES = ["requester", "app_owner", "pool_owner", "worker1", "worker2", "worker3"]
 

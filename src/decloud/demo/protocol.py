@@ -1,4 +1,4 @@
-"""`decloud demo`: one replicated task played on a local chain, step by step.
+"""`decloud demo --protocol`: one replicated task played on a bare local chain, step by step.
 
 A requester buys one execution of an app at trust 3 from a workerpool of three workers,
 one of which returns a wrong result. The demo deploys the protocol on a fresh anvil, plays
