@@ -78,8 +78,9 @@ def test_the_other_workers_run_with_their_own_key_and_state(tmp_path: Path) -> N
 
 
 def test_the_client_tables_name_the_chain_the_contracts_the_services_and_the_wallet(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("DECLOUD_WALLET_PASSWORD", raising=False)
     path = tmp_path / "config.toml"
     config_file.write(path, plan(tmp_path / "devnet"))
     document = tomllib.loads(path.read_text())
@@ -96,8 +97,19 @@ def test_the_client_tables_name_the_chain_the_contracts_the_services_and_the_wal
     assert document["wallet"] == {
         "keystore": str(tmp_path / "devnet" / "keystore"),
         "default": "requester",
+        "password": "devnet",
     }
     assert config_file.devnet_dir(path) == tmp_path / "devnet"
+
+
+def test_a_keystore_written_with_a_password_of_ones_own_does_not_get_it_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DECLOUD_WALLET_PASSWORD", "a password of one's own")
+    path = tmp_path / "config.toml"
+    config_file.write(path, plan(tmp_path / "devnet"))
+
+    assert "password" not in tomllib.loads(path.read_text())["wallet"]
 
 
 def test_the_apps_table_names_each_sample_app_by_its_address(tmp_path: Path) -> None:

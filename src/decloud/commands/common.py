@@ -129,7 +129,7 @@ def unlock(config: Path | None, name: str | None) -> Wallet:
     keystore, settings = keystore_of(config)
     chosen = keystore.choose(name, settings.default)
     keystore.show(chosen)
-    password = password_from_env()
+    password = password_from_env() or settings.password
     if password is None:
         password = typer.prompt(f"password of wallet {chosen}", hide_input=True, err=True)
     return keystore.unlock(chosen, password)

@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from decloud.devnet.accounts import DEVNET_PASSWORD, TOKEN
+from decloud.devnet.accounts import TOKEN
+from decloud.devnet.cast import DEVNET_PASSWORD
 from decloud.devnet.lifecycle import UpOptions, down, up
 from decloud.sdk.config import ClientConfig
 from decloud.sdk.connection import Connection, connect

@@ -24,7 +24,7 @@ from decloud.chain.deploy import Deployment, deploy_protocol
 from decloud.chain.errors import ChainError
 from decloud.chain.hub import Hub
 from decloud.chain.registries import Token, WorkerpoolRegistry
-from decloud.devnet.cast import SCHEDULER_ROLE
+from decloud.devnet.cast import DEVNET_PASSWORD, KEYSTORE_PASSWORD_VARIABLE, SCHEDULER_ROLE
 
 TOKEN = 10**18
 """One devnet token (DCLD) in its smallest unit: it has 18 decimals, like ether."""
@@ -34,10 +34,6 @@ DEPOSIT = 10_000 * TOKEN
 """Deposited in the hub for every role: the free balance its orders and stakes use."""
 WORKERPOOL_DESCRIPTION = "devnet workerpool"
 
-KEYSTORE_PASSWORD_VARIABLE = "DECLOUD_WALLET_PASSWORD"
-DEVNET_PASSWORD = "devnet"
-"""Password of the devnet's keyfiles when DECLOUD_WALLET_PASSWORD is unset: a convenience
-that is fine only because the keys are anvil's public test keys."""
 _KEYFILE_WORK_FACTOR = 2**12
 """scrypt's N for devnet keyfiles, geth's `--lightkdf` (the default is 2**18): written and
 unlocked in milliseconds instead of a second each; the keys are public anyway."""

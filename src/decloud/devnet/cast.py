@@ -16,6 +16,10 @@ SCHEDULER_ROLE = "workerpool_owner"
 """The scheduler runs the workerpool as its owner: it signs authorizations and finalizes."""
 DEFAULT_ROLE = "requester"
 """The role the CLI acts as unless told otherwise."""
+KEYSTORE_PASSWORD_VARIABLE = "DECLOUD_WALLET_PASSWORD"
+DEVNET_PASSWORD = "devnet"
+"""Password of the devnet's keyfiles when DECLOUD_WALLET_PASSWORD is unset: a convenience
+that is fine only because the keys are anvil's public test keys."""
 
 
 def worker_names(count: int) -> tuple[str, ...]:

@@ -14,12 +14,19 @@ table: it is worker-1's, and the others run with `DECLOUD_WORKER_KEY_FILE` and
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from decloud.devnet.cast import DEFAULT_ROLE, SCHEDULER_ROLE, worker_names
+from decloud.devnet.cast import (
+    DEFAULT_ROLE,
+    DEVNET_PASSWORD,
+    KEYSTORE_PASSWORD_VARIABLE,
+    SCHEDULER_ROLE,
+    worker_names,
+)
 from decloud.devnet.layout import Layout
 from decloud.devnet.tomlfile import Table, dumps
 
@@ -82,7 +89,7 @@ def document(plan: Plan) -> dict[str, Table]:
         "chain": {"rpc_url": plan.ports.url("chain"), "chain_id": plan.deployment.chain_id},
         "contracts": _contracts(plan.deployment),
         "services": {name: plan.ports.url(name) for name in ("market", "storage", "scheduler")},
-        "wallet": {"keystore": plan.layout.keystore, "default": DEFAULT_ROLE},
+        "wallet": _wallet(plan),
         "apps": dict(plan.apps),
         "market": _market(plan),
         "storage": _storage(plan),
@@ -122,6 +129,16 @@ def worker_environment(layout: Layout, worker: str) -> dict[str, str]:
         "DECLOUD_WORKER_KEY_FILE": str(layout.key_file(worker)),
         "DECLOUD_WORKER_STATE_DIR": str(layout.worker_state(worker)),
     }
+
+
+def _wallet(plan: Plan) -> Table:
+    """The keystore of the people's roles. Its password goes in the file only when the
+    keyfiles use the devnet's well-known one (DECLOUD_WALLET_PASSWORD unset): the keys are
+    anvil's public test keys, and every command then runs without a prompt."""
+    table: dict[str, Any] = {"keystore": plan.layout.keystore, "default": DEFAULT_ROLE}
+    if not os.environ.get(KEYSTORE_PASSWORD_VARIABLE):
+        table["password"] = DEVNET_PASSWORD
+    return table
 
 
 def _contracts(deployment: Deployment) -> Table:

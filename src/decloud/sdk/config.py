@@ -83,6 +83,10 @@ class WalletSettings:
 
     keystore: Path = DEFAULT_KEYSTORE
     default: str | None = None
+    password: str | None = None
+    """The password of the keystore's wallets, written only by `decloud devnet up`, whose
+    keys are anvil's public test keys. A keystore holding real keys never has its password
+    in a file: it comes from DECLOUD_WALLET_PASSWORD or a prompt."""
 
     @classmethod
     def load(cls, path: Path | None = None) -> Self:
@@ -100,6 +104,7 @@ class WalletSettings:
         return cls(
             keystore=Path(keystore or DEFAULT_KEYSTORE).expanduser(),
             default=_optional(table, "wallet", "default", str, source),
+            password=_optional(table, "wallet", "password", str, source),
         )
 
 
