@@ -147,7 +147,11 @@ def test_the_config_file_has_every_client_and_service_table(devnet: Devnet) -> N
         "hub",
         "marketplace",
     }
-    assert config["wallet"] == {"keystore": str(devnet.dir / "keystore"), "default": "requester"}
+    assert config["wallet"] == {
+        "keystore": str(devnet.dir / "keystore"),
+        "default": "requester",
+        "password": DEVNET_PASSWORD,
+    }
 
 
 def test_the_contracts_of_the_config_file_answer_on_chain(devnet: Devnet) -> None:

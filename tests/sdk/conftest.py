@@ -9,12 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner, Result
 
 from decloud.chain import Anvil
 from decloud.chain.localnet import LocalMarket
-from decloud.commands import add_commands
+from decloud.cli import app as decloud
 from decloud.sdk.config import ChainSettings, ClientConfig, ServiceUrls, WalletSettings
 from decloud.sdk.connection import Connection, connect
 from decloud.sdk.wallet import Keystore, Wallet
@@ -69,10 +68,6 @@ def config_with_scheduler(client_config: ClientConfig, url: str, directory: Path
 def cli_runner(defaults: dict[str, str]) -> Cli:
     """Runs `decloud ARGS...` in-process with the variables `defaults`; `wallet=` picks the
     wallet, `env=` adds variables, `input=` feeds prompts."""
-    root = typer.Typer()
-    order = typer.Typer()
-    root.add_typer(order, name="order")
-    add_commands(root, order)
     runner = CliRunner()
 
     def run(
@@ -85,7 +80,7 @@ def cli_runner(defaults: dict[str, str]) -> Cli:
         if wallet is not None:
             variables["DECLOUD_WALLET"] = wallet
         variables.update(env or {})
-        return runner.invoke(root, list(args), env=variables, input=input)
+        return runner.invoke(decloud, list(args), env=variables, input=input)
 
     return run
 

@@ -1,6 +1,8 @@
 """What every command group shares: its options, how it finds the config and the wallet,
 how it prints, and how it fails.
 
+It imports no chain client at module level: `decloud wallet ...` uses it without web3.
+
 Every command prints for people (rich) or, with `--json`, one JSON document on stdout.
 A `DecloudError` becomes two lines on stderr, what went wrong and what to do, and exit
 status 1; usage errors exit with 2, as in every typer program.
@@ -11,9 +13,10 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,9 +24,11 @@ from rich.table import Table
 from rich.text import Text
 
 from decloud.sdk.config import ClientConfig, WalletSettings
-from decloud.sdk.connection import Connection, connect
-from decloud.sdk.errors import DecloudError
+from decloud.sdk.errors import ConfigError, DecloudError
 from decloud.sdk.wallet import Keystore, Wallet, WalletInfo, password_from_env
+
+if TYPE_CHECKING:
+    from decloud.sdk.connection import Connection
 
 EXIT_FAILED = 1
 
@@ -47,6 +52,14 @@ WalletOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document")]
+MarketOption = Annotated[
+    str | None,
+    typer.Option(
+        "--market",
+        help="URL of the market (default: the config's [services] market)",
+        show_default=False,
+    ),
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -86,6 +99,11 @@ def say(text: str, style: str | None = None) -> None:
     """One line for people; `text` may quote anything (names, service messages), so it is
     never read as rich markup."""
     console().print(text, style=style, markup=False)
+
+
+def warn(text: str) -> None:
+    """One line on stderr, in red; never read as rich markup (it may quote a service)."""
+    Console(stderr=True, soft_wrap=True).print(text, style="red", markup=False, highlight=False)
 
 
 def print_json(document: Any) -> None:
@@ -147,6 +165,8 @@ def new_password() -> str:
 
 def signing(config: Path | None, wallet: str | None) -> Connection:
     """A connection that signs as the chosen wallet (asks for its password)."""
+    from decloud.sdk.connection import connect
+
     client_config = ClientConfig.load(config)
     return connect(client_config, unlock(config, wallet))
 
@@ -156,6 +176,39 @@ def reading(
 ) -> Connection:
     """A read-only connection; with `as_wallet`, acting for the chosen wallet's address
     (no password needed)."""
+    from decloud.sdk.connection import connect
+
     client_config = ClientConfig.load(config)
     address = chosen_wallet(config, wallet).address if as_wallet else None
     return connect(client_config, address=address)
+
+
+def market_url(config: Path | None, override: str | None) -> str:
+    """The market a command talks to: `--market`, else the config's [services] market."""
+    if override:
+        return override
+    client_config = ClientConfig.load(config)
+    if client_config.services.market is None:
+        raise ConfigError(
+            f"the config {client_config.source} names no market",
+            "add `market = URL` to its [services] table, or pass --market URL",
+        )
+    return client_config.services.market
+
+
+@contextmanager
+def market_errors(url: str) -> Iterator[None]:
+    """A market that cannot be reached, or that refuses a request, as a `DecloudError`:
+    a refusal quotes the market's message and names its rule."""
+    from decloud.market.client import MarketError
+
+    try:
+        yield
+    except MarketError as error:
+        if error.rule is None:
+            raise DecloudError(
+                str(error),
+                f"check that a market runs at {url} ([services] market in the config, or "
+                "--market URL)",
+            ) from error
+        raise DecloudError(f"the market refused: {error}") from error

@@ -8,7 +8,7 @@ are none it says which constraint left nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
@@ -19,10 +19,13 @@ from pydantic import BaseModel, ValidationError
 from decloud.market.book import ORDER_TYPES, ZERO_ADDRESS, AnyOrder, kind_of
 from decloud.market.models import OrderKind
 from decloud.market.schemas import (
+    MAX_BATCH,
     MESSAGE_MODELS,
     MarketInfo,
     OrderPage,
     PublishedOrder,
+    PublishedOrders,
+    PublishOutcome,
     UnpublishAll,
     Unpublished,
     UnpublishOne,
@@ -132,13 +135,23 @@ class MarketClient:
 
     def publish(self, order: AnyOrder, signature: bytes) -> PublishedOrder:
         """Publish an order signed elsewhere (b"" for one presigned on-chain)."""
-        body = {
-            "kind": kind_of(order).value,
-            "chain_id": self.domain().chain_id,
-            "order": order.to_message(),
-            "signature": "0x" + signature.hex(),
-        }
+        body = self._publish_body(order, signature)
         return self._call("POST", "/v1/orders", PublishedOrder, json=body)
+
+    def publish_many(
+        self, signed: Sequence[tuple[AnyOrder, bytes]]
+    ) -> list[PublishedOrder | MarketError]:
+        """Publish orders and their signatures through the batch endpoint, `MAX_BATCH` per
+        request. Each order is judged alone: one outcome per order, in the order given,
+        the published order or the market's refusal of it."""
+        outcomes: list[PublishedOrder | MarketError] = []
+        for start in range(0, len(signed), MAX_BATCH):
+            bodies = [self._publish_body(*pair) for pair in signed[start : start + MAX_BATCH]]
+            answer = self._call(
+                "POST", "/v1/orders/batch", PublishedOrders, json={"orders": bodies}
+            )
+            outcomes.extend(_outcome(outcome) for outcome in answer.outcomes)
+        return outcomes
 
     def sign_and_publish(self, order: AnyOrder, private_key: str | bytes) -> PublishedOrder:
         return self.publish(order, sign_typed(order, self.domain(), private_key))
@@ -207,6 +220,14 @@ class MarketClient:
 
     # --- plumbing ----------------------------------------------------------------------
 
+    def _publish_body(self, order: AnyOrder, signature: bytes) -> dict[str, Any]:
+        return {
+            "kind": kind_of(order).value,
+            "chain_id": self.domain().chain_id,
+            "order": order.to_message(),
+            "signature": "0x" + signature.hex(),
+        }
+
     def _signed(
         self, path: str, action: str, request: BaseModel, private_key: str | bytes
     ) -> list[str]:
@@ -246,6 +267,15 @@ def _refusal(answer: httpx.Response) -> MarketError:
         )
     except (ValueError, KeyError, TypeError):
         return MarketError(f"the market answered {answer.status_code}", status=answer.status_code)
+
+
+def _outcome(outcome: PublishOutcome) -> PublishedOrder | MarketError:
+    if outcome.published is not None:
+        return outcome.published
+    if outcome.problem is None:
+        return MarketError("the market gave no outcome for this order")
+    problem = outcome.problem
+    return MarketError(problem.detail, status=problem.status, rule=problem.rule)
 
 
 def order_from_json(data: Mapping[str, Any]) -> AnyOrder:

@@ -37,19 +37,20 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from eth_utils.address import is_address, to_checksum_address
 
-from decloud.chain.deploy import Deployment
 from decloud.sdk import tomlwriter
 from decloud.sdk.errors import ConfigError
+
+if TYPE_CHECKING:
+    from decloud.chain.deploy import Deployment
 
 CONFIG_VARIABLE = "DECLOUD_CONFIG"
 DEFAULT_CONFIG_PATH = Path("~/.decloud/config.toml")
 DEFAULT_KEYSTORE = Path("~/.decloud/keystore")
 CLIENT_TABLES = ("chain", "contracts", "services", "wallet", "apps")
-_CONTRACTS = tuple(f.name for f in fields(Deployment) if f.name != "chain_id")
 T = TypeVar("T")
 _KINDS: dict[type, str] = {int: "an integer", str: "a string"}
 _FIX = "run `decloud devnet up` (it writes the config), or point --config / DECLOUD_CONFIG at one"
@@ -150,7 +151,7 @@ class ClientConfig:
             wallet["default"] = self.wallet.default
         document: dict[str, Any] = {
             "chain": {"rpc_url": self.chain.rpc_url, "chain_id": self.chain.chain_id},
-            "contracts": {name: getattr(self.contracts, name) for name in _CONTRACTS},
+            "contracts": {name: getattr(self.contracts, name) for name in _contract_names()},
             "services": services,
             "wallet": wallet,
         }
@@ -184,9 +185,19 @@ def _read(path: Path) -> dict[str, Any]:
         ) from error
 
 
+def _contract_names() -> tuple[str, ...]:
+    # Imported here: the [wallet] table alone (all the wallet commands read) needs no web3,
+    # which the deployment's module loads.
+    from decloud.chain.deploy import Deployment
+
+    return tuple(f.name for f in fields(Deployment) if f.name != "chain_id")
+
+
 def _contracts(document: Mapping[str, Any], chain_id: int, source: Path) -> Deployment:
+    from decloud.chain.deploy import Deployment
+
     table = _as_table(_required_table(document, "contracts", source), "contracts", source)
-    addresses = {name: _address(table, name, source) for name in _CONTRACTS}
+    addresses = {name: _address(table, name, source) for name in _contract_names()}
     return Deployment(chain_id=chain_id, **addresses)
 
 

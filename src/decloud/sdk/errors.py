@@ -14,16 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from web3.exceptions import Web3RPCError
-
-from decloud.chain.errors import (
-    ContractRevert,
-    EscrowError,
-    NodeUnavailable,
-    TokenError,
-    TransactionFailed,
-)
-
 
 class DecloudError(Exception):
     """Something a person can fix: `str(error)` says what happened, `advice` what to do."""
@@ -88,6 +78,17 @@ DEVNET_ADVICE = "start one with `decloud devnet up`, or fix [chain] rpc_url in t
 def chain_errors(address: str | None = None) -> Iterator[None]:
     """Turn the chain errors a person causes into `DecloudError`s; `address` is the account
     that sends, named in the advice about gas."""
+    # Imported here: the wallet commands use this module's errors, and need no web3.
+    from web3.exceptions import Web3RPCError
+
+    from decloud.chain.errors import (
+        ContractRevert,
+        EscrowError,
+        NodeUnavailable,
+        TokenError,
+        TransactionFailed,
+    )
+
     try:
         yield
     except NodeUnavailable as error:
