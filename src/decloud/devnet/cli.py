@@ -3,8 +3,7 @@
 It imports only light modules (see decloud.devnet.layout), so that `up` starts its service
 launcher at once.
 
-The lead mounts the group in `decloud.cli`: `app.add_typer(devnet_app, name="devnet")` with
-`from decloud.devnet.cli import app as devnet_app`. `python -m decloud.devnet` runs the same.
+`python -m decloud.devnet` runs the same as `decloud devnet`.
 """
 
 from __future__ import annotations

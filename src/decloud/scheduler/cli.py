@@ -1,7 +1,4 @@
 """`decloud scheduler run`.
-
-The lead mounts the group in `decloud.cli`: `app.add_typer(scheduler_app, name="scheduler")`
-with `from decloud.scheduler.cli import app as scheduler_app`.
 """
 
 from __future__ import annotations

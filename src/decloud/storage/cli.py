@@ -1,7 +1,4 @@
 """`decloud storage ...`: run the result store, compute a file's IPFS CID.
-
-The lead mounts it in `decloud.cli`: `app.add_typer(storage_app, name="storage")`, with
-`from decloud.storage.cli import app as storage_app`.
 """
 
 from __future__ import annotations

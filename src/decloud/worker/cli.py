@@ -1,7 +1,6 @@
 """`decloud worker run`.
 
-The lead mounts the group in `decloud.cli`: `app.add_typer(worker_app, name="worker")` with
-`from decloud.worker.cli import app as worker_app`. `python -m decloud.worker` runs the same.
+`decloud.cli` loads this group when it runs; `python -m decloud.worker` runs the same.
 """
 
 from __future__ import annotations
