@@ -21,8 +21,8 @@ from decloud.scheduler.schemas import LogsRequest
 from decloud.scheduler.state import WorkerCause
 from decloud.service.auth import sign_request
 from decloud.storage.chain import ResultChain
+from decloud.storage.cid import RESULT_LINK_PREFIX
 from decloud.storage.client import StorageClient
-from decloud.worker.shell import RESULT_LINK_PREFIX
 from tests.worker.pool import SLOWER, Apps, Pool, RunningWorker, WorkerFactory, wait_for
 
 

@@ -15,8 +15,8 @@ import pytest
 from decloud.chain.localnet import LocalMarket
 from decloud.chain.registries import AppRegistry, AppType, DatasetRegistry
 from decloud.runtime.podman import PodmanService, find_podman
+from decloud.storage.cid import RESULT_LINK_PREFIX
 from decloud.storage.client import StorageClient
-from decloud.worker.shell import RESULT_LINK_PREFIX
 from tests.worker.pool import Pool, WorkerFactory
 
 HELLO_BUILD = Path(__file__).resolve().parents[2] / "examples" / "hello-oci" / "build.py"

@@ -58,8 +58,8 @@ from decloud.sdk.orders import Orders, OrderTerms
 from decloud.sdk.status import CHAIN_STATUS
 from decloud.sdk.values import parse_address, parse_bytes32, parse_tag
 from decloud.service.auth import sign_request
+from decloud.storage.cid import RESULT_LINK_PREFIX
 from decloud.storage.client import CorruptResult, StorageClient, StorageError
-from decloud.worker.shell import RESULT_LINK_PREFIX
 
 NO_LIMIT = 2**256 - 1
 """The max price searched with when the requester sets none."""

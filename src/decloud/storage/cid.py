@@ -31,6 +31,10 @@ from pathlib import Path
 
 from multiformats import CID, multihash, varint
 
+RESULT_LINK_PREFIX = "/ipfs/"
+"""A task is finalized with the IPFS path of its result archive, `/ipfs/<cid>`: the link
+requesters read on-chain and the X-Ipfs-Path the store answers with."""
+
 CHUNK_SIZE = 262_144
 """kubo's default chunker, `size-262144`."""
 MAX_LINKS = 174

@@ -14,6 +14,7 @@ Work directory of a replicate: `WORK/<taskid>/in` (the app's read-only inputs) a
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import shutil
@@ -22,7 +23,9 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from decloud.chain.errors import ChainError, ContractRevert, EscrowError
 from decloud.chain.registries import AppType
@@ -34,6 +37,7 @@ from decloud.runtime.environment import app_environment
 from decloud.runtime.spec import MIB, FailureCause
 from decloud.scheduler.schemas import WorkAssignment
 from decloud.scheduler.state import WorkerCause
+from decloud.storage.cid import RESULT_LINK_PREFIX
 from decloud.storage.client import StorageClient, StorageError
 from decloud.worker.chain import WorkerChain
 from decloud.worker.client import (
@@ -72,10 +76,11 @@ from decloud.worker.state import (
 )
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+REPORT_SENDERS = 4
+"""Reports sent at once (of different replicates)."""
 FAILURE_REPORT_WAITS_S = (1.0, 2.0, 4.0)
 """Waits between the attempts to report a failure."""
-RESULT_LINK_PREFIX = "/ipfs/"
-"""Result links are IPFS paths of the archive, as the store's X-Ipfs-Path header gives."""
 
 
 class TryAgain(Exception):
@@ -120,7 +125,11 @@ class Shell:
         self._key = key
         self._stopping = stopping
         self._clock = clock
-        self._reports = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-reports")
+        self._reports = ThreadPoolExecutor(
+            max_workers=REPORT_SENDERS, thread_name_prefix="worker-reports"
+        )
+        self._last_report: dict[bytes, Future[Any]] = {}
+        self._reports_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Shell(worker={self.chain.address}, work={self.work_root})"
@@ -322,7 +331,7 @@ class Shell:
             )
         spec = self._spec(assignment, run, kind, work / "in", output)
         outcome = runtime.run(spec)
-        self._reports.submit(self._send_logs, run.taskid, outcome)
+        self._in_turn(run.taskid, partial(self._send_logs, run.taskid, outcome))
         if outcome.failure is not None:
             return RunFailed(self._clock(), outcome.failure.cause, outcome.failure.message)
         assert outcome.digest is not None, "a run without failure has a digest"
@@ -403,12 +412,28 @@ class Shell:
     # --- reports ------------------------------------------------------------------------------
 
     def report(self, instruction: Report | ReportFailure) -> Future[Event | None]:
-        """Send a report on the reports' own thread, in the order given: the scheduler's
-        answers do not hold up the replicates. Its event: a refusal means the scheduler
-        gave the replicate up."""
+        """Send a report on the reports' own threads, each replicate's in the order given:
+        the scheduler's answers do not hold up the replicates. Its event: a refusal means
+        the scheduler gave the replicate up."""
         if isinstance(instruction, Report):
-            return self._reports.submit(self._report, instruction)
-        return self._reports.submit(self._report_failure, instruction)
+            return self._in_turn(instruction.taskid, partial(self._report, instruction))
+        return self._in_turn(instruction.taskid, partial(self._report_failure, instruction))
+
+    def _in_turn(self, taskid: bytes, send: Callable[[], _T]) -> Future[_T]:
+        """Send once the replicate's previous report is answered. Replicates do not wait for
+        each other: with one thread for all, a scheduler slow to answer (a busy machine)
+        let the reports fall behind the replicates, and the `contributed` that frees the
+        worker's slot came late."""
+        with self._reports_lock:
+            sent = self._reports.submit(_after, self._last_report.get(taskid), send)
+            self._last_report[taskid] = sent
+        sent.add_done_callback(partial(self._answered, taskid))
+        return sent
+
+    def _answered(self, taskid: bytes, sent: Future[Any]) -> None:
+        with self._reports_lock:
+            if self._last_report.get(taskid) is sent:
+                del self._last_report[taskid]
 
     def _report(self, report: Report) -> Withdrawn | None:
         """Progress only (the scheduler counts votes from the chain): one attempt."""
@@ -443,6 +468,14 @@ class Shell:
                 )
             if self._stopping.wait(wait):
                 return
+
+
+def _after(previous: Future[Any] | None, send: Callable[[], _T]) -> _T:
+    """`send`, once `previous` ended. The pool takes work in the order it was given, so
+    `previous` is running or done by now: this wait cannot starve the pool."""
+    if previous is not None:
+        concurrent.futures.wait([previous])
+    return send()
 
 
 def _taskid(assignment: WorkAssignment) -> bytes:
