@@ -82,7 +82,10 @@ async def _market(request: Request) -> Market:
 
 router = APIRouter(prefix="/v1")
 MarketDep = Annotated[Market, Depends(_market)]
-SessionDep = Annotated[Session, Depends(request_session)]
+# scope="function": the transaction commits before the answer is sent, so a client told
+# "published" or "removed" finds it so in its next query (FastAPI's default scope would
+# commit after the answer).
+SessionDep = Annotated[Session, Depends(request_session, scope="function")]
 
 
 def create_app(
