@@ -1,5 +1,4 @@
-"""`decloud scheduler run`.
-"""
+"""`decloud scheduler run`."""
 
 from __future__ import annotations
 

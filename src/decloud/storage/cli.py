@@ -1,5 +1,4 @@
-"""`decloud storage ...`: run the result store, compute a file's IPFS CID.
-"""
+"""`decloud storage ...`: run the result store, compute a file's IPFS CID."""
 
 from __future__ import annotations
 
