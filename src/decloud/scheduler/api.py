@@ -1,8 +1,8 @@
 """The scheduler's HTTP API: workers log in, register, ping, pull work and report; requesters
 follow their tasks and read their logs; Prometheus scrapes `/metrics`.
 
-Handlers stay thin: each request is one write transaction (`store.begin_write` first, so
-SQLite serializes it), the decisions are the state machine's (through `Engine`), and a report
+Handlers stay thin: each request is one write transaction (`engine.write_transaction`, so
+that SQLite serializes it), the decisions are the state machine's (through `Engine`), and a report
 the machine finds impossible is refused with 409 and the task's story. Chain transactions a
 report calls for are handed to the scheduler's loop.
 """
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from decloud.chain.errors import ChainError
 from decloud.chain.hub import ZERO_ADDRESS
 from decloud.protocol.hub import Deal
-from decloud.scheduler.engine import Assignment
+from decloud.scheduler.engine import Assignment, write_transaction
 from decloud.scheduler.models import (
     DealRow,
     HistoryRow,
@@ -78,9 +78,9 @@ from decloud.scheduler.state import (
     UnknownSubject,
     parse_cause,
 )
-from decloud.scheduler.store import begin_write, task_with_deal, terms_of, unhex
+from decloud.scheduler.store import task_with_deal, terms_of, unhex
 from decloud.service.auth import RequestVerifier
-from decloud.service.db import request_session
+from decloud.service.db import Database, request_session
 from decloud.service.problems import ProblemError, install_problem_handlers, problem_responses
 
 SERVICE_NAME = "scheduler"
@@ -99,15 +99,19 @@ def _verifier(request: Request) -> RequestVerifier:
     return cast(RequestVerifier, request.app.state.verifier)
 
 
-def _write_session(session: Annotated[Session, Depends(request_session)]) -> Session:
-    begin_write(session)
-    return session
+def _write_session(request: Request) -> Iterator[Session]:
+    """The request's session, one write transaction for the whole request."""
+    with write_transaction(cast(Database, request.app.state.database)) as session:
+        yield session
 
 
 SchedulerDep = Annotated[Scheduler, Depends(_scheduler)]
 VerifierDep = Annotated[RequestVerifier, Depends(_verifier)]
-SessionDep = Annotated[Session, Depends(request_session)]
-WriteSessionDep = Annotated[Session, Depends(_write_session)]
+# scope="function": the transaction commits before the answer is sent. With FastAPI's default
+# scope it would commit after, so a worker could use a login token, or start a replicate,
+# that the database does not hold yet (or never will, if the commit fails).
+SessionDep = Annotated[Session, Depends(request_session, scope="function")]
+WriteSessionDep = Annotated[Session, Depends(_write_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="The token of POST /v1/login")
 
 
@@ -391,6 +395,10 @@ def _report(
         actions = scheduler.engine.on_task(session, event, unhex(taskid))
     scheduler.metrics.reports.labels(kind).inc()
     scheduler.submit(actions)
+    if kind in ("contributed", "revealed"):
+        # The worker saw its transaction mined: the watcher follows the chain now rather
+        # than at its next poll (a consensus, or a reveal the report could not count yet).
+        scheduler.wake()
     return _replicate_answer(session, worker, taskid)
 
 
@@ -437,13 +445,11 @@ def contributed(
     session: WriteSessionDep,
 ) -> ReplicateAnswer:
     """The worker sent its contribution; the scheduler counts it once it is on-chain."""
+    now = time.time()
     event = ReplicateReported(
-        now=time.time(),
-        taskid=unhex(taskid),
-        worker=worker,
-        step="contributed",
-        tx_hash=body.tx_hash,
+        now=now, taskid=unhex(taskid), worker=worker, step="contributed", tx_hash=body.tx_hash
     )
+    scheduler.watcher.contribution_mined(session, body.tx_hash, unhex(taskid), worker, now)
     return _report(session, scheduler, worker, taskid, event, "contributed")
 
 
@@ -456,9 +462,12 @@ def revealed(
     session: WriteSessionDep,
 ) -> ReplicateAnswer:
     """The worker sent its reveal; the scheduler counts it once it is on-chain."""
+    now = time.time()
     event = ReplicateReported(
-        now=time.time(), taskid=unhex(taskid), worker=worker, step="revealed", tx_hash=body.tx_hash
+        now=now, taskid=unhex(taskid), worker=worker, step="revealed", tx_hash=body.tx_hash
     )
+    mined = scheduler.watcher.reveal_mined(session, body.tx_hash, unhex(taskid), worker, now)
+    scheduler.submit(mined)
     return _report(session, scheduler, worker, taskid, event, "revealed")
 
 

@@ -11,11 +11,14 @@ import threading
 import time
 from dataclasses import dataclass
 
+from hexbytes import HexBytes
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from decloud.chain.client import ChainClient, Receipt
 from decloud.chain.deploy import Deployment
 from decloud.chain.errors import reaching_node
+from decloud.chain.events import ChainEvent, EventDecoder
 from decloud.chain.hub import ZERO_ADDRESS, Hub, sort_addresses
 from decloud.chain.registries import App, AppRegistry, Dataset, DatasetRegistry
 from decloud.protocol.hub import Deal
@@ -62,6 +65,7 @@ class SchedulerChain:
         self.datasets = DatasetRegistry(self.client, deployment.dataset_registry)
         self.clock = ChainClock()
         self._key = owner_key
+        self._hub_events = EventDecoder([self.hub.hub])
 
     def __repr__(self) -> str:
         return f"SchedulerChain(owner={self.client.address}, hub={self.hub.hub.address})"
@@ -83,10 +87,28 @@ class SchedulerChain:
 
     def block_time(self) -> int:
         """The latest block's timestamp; it also sets the clock."""
+        return self.head()[1]
+
+    def head(self) -> tuple[bytes, int]:
+        """The latest block's hash and timestamp; it also sets the clock."""
         with reaching_node():
-            timestamp = int(self.w3.eth.get_block("latest")["timestamp"])
+            block = self.w3.eth.get_block("latest")
+        timestamp = int(block["timestamp"])
         self.clock.update(timestamp)
-        return timestamp
+        return bytes(block["hash"]), timestamp
+
+    def mined_events(self, tx_hash: str) -> list[ChainEvent]:
+        """The hub's events of a mined transaction; none while it is not mined, or if it
+        failed."""
+        with reaching_node():
+            try:
+                mined = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except TransactionNotFound:
+                return []
+        if mined["status"] != 1:
+            return []
+        events = (self._hub_events.decode(log) for log in mined["logs"])
+        return [event for event in events if event is not None]
 
     def timestamp_of(self, block_number: int) -> int:
         with reaching_node():

@@ -10,9 +10,11 @@ transaction that hands out their replicate; the chain transactions the machine a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.orm import Session
 
@@ -60,12 +62,35 @@ TICK_BATCH = 200
 """Tasks one tick looks at; the next tick takes the rest."""
 
 
+_WRITERS: WeakKeyDictionary[Database, threading.Lock] = WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
 @contextmanager
 def write_transaction(database: Database) -> Iterator[Session]:
-    """A transaction that will write, committed on exit (see `store.begin_write`)."""
-    with database.transaction() as session:
+    """A transaction that will write, committed on exit (see `store.begin_write`).
+
+    On SQLite the writers of this process also queue on a lock of their own: SQLite makes a
+    second writer retry with sleeps of up to 100 ms, which, with the API's requests and the
+    loop all writing, cost more than the transactions themselves. Writers of other
+    processes still wait through SQLite's busy timeout.
+    """
+    with _writer_lock(database), database.transaction() as session:
         begin_write(session)
         yield session
+
+
+@contextmanager
+def _writer_lock(database: Database) -> Iterator[None]:
+    if database.is_postgresql:
+        yield
+        return
+    with _WRITERS_LOCK:
+        lock = _WRITERS.setdefault(database, threading.Lock())
+    # A plain Lock, not an RLock: the API may end a request's transaction on another
+    # thread of its pool than the one that began it.
+    with lock:
+        yield
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """One scheduler instance: the loop that follows the chain, lets time pass and sends the
 transactions the state machine decided, beside the HTTP API.
 
-Every round (`step`) polls the chain into the state, ticks the clock over due tasks, then
-sends the finalize, reopen and claim transactions those events and the API's reports called
-for. A transaction the chain refuses goes back to the machine as `ActionFailed`, which
-decides again after a delay; one sent but not yet seen on-chain when the scheduler stops is
-decided again after its restart, since the decision is in the database: nothing depends on
-this process's memory.
+Every round polls the chain into the state, ticks the clock over due tasks, then hands the
+finalize, reopen and claim transactions those events and the API's reports called for to a
+few sender threads, so that the next round need not wait for them to be mined (`step`, for
+tests, waits). A transaction the chain refuses goes back to the machine as `ActionFailed`,
+which decides again after a delay; one sent but not yet seen on-chain when the scheduler
+stops is decided again after its restart, since the decision is in the database: nothing
+depends on this process's memory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +33,9 @@ from decloud.scheduler.watcher import ChainWatcher
 from decloud.service.db import Database
 
 _log = logging.getLogger(__name__)
+SENDERS = 4
+"""Transactions sent at once: the owner's nonces keep their order, and the waits for
+their receipts overlap."""
 
 
 class SchedulerConfigError(RuntimeError):
@@ -57,6 +62,9 @@ class Scheduler:
         )
         self.metrics = SchedulerMetrics(database, self.policy)
         self._queued: list[ChainAction] = []
+        self._in_flight: set[tuple[type, bytes]] = set()
+        self._polled_head: bytes | None = None
+        self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="scheduler-tx")
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -68,22 +76,54 @@ class Scheduler:
                 self._queued += actions
             self._wake.set()
 
+    def wake(self) -> None:
+        """Start the next round now: a worker reported a transaction the chain has mined."""
+        self._wake.set()
+
     def step(self) -> None:
-        """One round: follow the chain, let time pass, send what was decided."""
+        """One round: follow the chain, let time pass, send what was decided; returns once
+        the round's transactions are mined or refused."""
+        for sent in self._round():
+            sent.result()
+
+    def _round(self) -> list[Future[None]]:
+        """Follow the chain and let time pass; the transactions decided are handed to the
+        senders, and the round does not wait for them: the watcher keeps following the
+        chain (and freeing workers' slots) while a batch of finalizations is mined."""
         now = time.time()
-        chain_now = self.chain.block_time()
-        with write_transaction(self.database) as session:
-            actions = self.watcher.poll(session, now)
+        head, chain_now = self.chain.head()
+        actions: list[ChainAction] = []
+        # The same head block, hence no new event (a reorganization changes the head's
+        # hash): the watcher's reads and its write lock are spared.
+        if head != self._polled_head:
+            with write_transaction(self.database) as session:
+                actions += self.watcher.poll(session, now)
+            self._polled_head = head
         with write_transaction(self.database) as session:
             actions += self.engine.tick(session, now, chain_now)
         with self._lock:
             actions += self._queued
             self._queued = []
-        sent: set[tuple[type, bytes]] = set()
-        for action in actions:
-            if (type(action), action.taskid) not in sent:
-                sent.add((type(action), action.taskid))
-                self._act(action)
+        return [sent for action in actions if (sent := self._send(action)) is not None]
+
+    def _send(self, action: ChainAction) -> Future[None] | None:
+        """Send on a sender thread, unless the same action is being sent already."""
+        key = (type(action), action.taskid)
+        with self._lock:
+            if key in self._in_flight:
+                return None
+            self._in_flight.add(key)
+        return self._senders.submit(self._sent_once, action, key)
+
+    def _sent_once(self, action: ChainAction, key: tuple[type, bytes]) -> None:
+        try:
+            self._act(action)
+        except Exception:
+            # The decision stays in the database: the machine's timers decide again.
+            _log.exception("%s of task %s failed", type(action).__name__, short_id(action.taskid))
+        finally:
+            with self._lock:
+                self._in_flight.discard(key)
 
     def _act(self, action: ChainAction) -> None:
         kind: Literal["finalize", "reopen", "claim"]
@@ -119,14 +159,16 @@ class Scheduler:
     def run(self) -> None:
         """Run rounds until `stop`; a node or database that fails is retried, not fatal."""
         while not self._stopping.is_set():
+            # Cleared before the round, so that a wake-up during it starts the next at once.
+            self._wake.clear()
             try:
-                self.step()
+                self._round()
             except ChainError as error:
                 _log.warning("scheduler round: %s; retrying", error)
             except Exception:
                 _log.exception("scheduler round failed; retrying")
             self._wake.wait(self.settings.poll_interval_s)
-            self._wake.clear()
+        self._senders.shutdown(wait=True)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -51,6 +51,15 @@ class SchedulerSettings(ServiceSettings):
     upload_wait_s: float = Field(default=30.0, ge=0, description="Wait for the result link")
     action_retry_s: float = Field(default=15.0, gt=0, description="Retry of refused actions")
     max_failed_replicates: int = Field(default=3, gt=0, description="Failures before giving up")
+    assign_cutoff_s: int = Field(
+        default=60,
+        ge=0,
+        description="No replicate starts this close to the contribution deadline (7T): lower "
+        "it for categories whose 7T is not well above it, or their tasks never start",
+    )
+    final_margin_s: int = Field(
+        default=60, ge=0, description="This close to the final deadline, finalize at once"
+    )
 
     @field_validator("allowed_workers", mode="before")
     @classmethod
@@ -68,4 +77,6 @@ class SchedulerSettings(ServiceSettings):
             upload_wait_s=self.upload_wait_s,
             action_retry_s=self.action_retry_s,
             max_failed_replicates=self.max_failed_replicates,
+            assign_cutoff_s=self.assign_cutoff_s,
+            final_margin_s=self.final_margin_s,
         )

@@ -113,12 +113,15 @@ def load_view(
 
 def _stories(session: Session, taskids: Sequence[str]) -> dict[str, list[StoryEntry]]:
     stories: dict[str, list[StoryEntry]] = {}
-    rows = session.scalars(
-        select(HistoryRow).where(HistoryRow.taskid.in_(taskids)).order_by(HistoryRow.seq)
+    # The columns a story shows, not whole rows: every event of a task reads its story, and
+    # the rows' `data` (JSON) would be parsed for nothing.
+    rows = session.execute(
+        select(HistoryRow.taskid, HistoryRow.at, HistoryRow.description, HistoryRow.changes)
+        .where(HistoryRow.taskid.in_(taskids))
+        .order_by(HistoryRow.seq)
     )
-    for row in rows:
-        entry = StoryEntry(row.at, row.description, tuple(row.changes))
-        stories.setdefault(row.taskid or "", []).append(entry)
+    for taskid, at, description, changes in rows:
+        stories.setdefault(taskid or "", []).append(StoryEntry(at, description, tuple(changes)))
     return stories
 
 
@@ -246,6 +249,7 @@ def save_view(session: Session, view: View) -> None:
 def _save_task(session: Session, view: View, task: Task) -> None:
     key = hex32(task.taskid)
     row = view.tasks.get(key)
+    created = row is None
     if row is None:
         row = TaskRow(taskid=key, dealid=hex32(task.terms.dealid), task_index=task.index)
         session.add(row)
@@ -260,8 +264,9 @@ def _save_task(session: Session, view: View, task: Task) -> None:
     row.reason = task.reason
     row.retry_at = task.retry_at
     row.wake_wall, row.wake_chain = view.state.wakeups(task)
-    # New tasks go in before their replicates: the replicates' foreign key needs them.
-    session.flush()
+    if created:
+        # New tasks go in before their replicates: the replicates' foreign key needs them.
+        session.flush()
     for replicate in task.replicates.values():
         _save_replicate(session, view, key, replicate)
 

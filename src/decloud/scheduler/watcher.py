@@ -29,13 +29,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from web3 import Web3
 
+from decloud.chain.errors import ChainError
 from decloud.chain.events import ChainEvent, EventStream, Reorg
 from decloud.chain.registries import AppType
 from decloud.protocol.hub import Deal
 from decloud.protocol.tags import GPU, is_tee, tag_covers
 from decloud.scheduler.chain import SchedulerChain
 from decloud.scheduler.engine import ChainAction, Engine
-from decloud.scheduler.models import DealRow
+from decloud.scheduler.models import DealRow, ReplicateRow, TaskRow
 from decloud.scheduler.state import (
     ConsensusReached,
     DealMatched,
@@ -147,6 +148,53 @@ class ChainWatcher:
             block_number=item.block_number,
         )
 
+    def contribution_mined(
+        self, session: Session, tx_hash: str, taskid: bytes, worker: str, now: float
+    ) -> None:
+        """A worker says its contribution is mined: count it now, from the transaction's
+        receipt, rather than at the next poll, so that the worker's slot is free for its
+        next pull. Only the contribution itself is taken: the other facts of the receipt
+        (a consensus) must come after those of earlier blocks, in the polls' order."""
+        self._mined_fact(session, "TaskContribute", tx_hash, taskid, worker, now)
+
+    def reveal_mined(
+        self, session: Session, tx_hash: str, taskid: bytes, worker: str, now: float
+    ) -> list[ChainAction]:
+        """A worker says its reveal is mined: count it now, so that its result link is
+        taken at once. Only once the state holds this vote as the task's consensus: the
+        polls then saw every vote of the consensus group (none comes after a consensus),
+        so counting the reveal before its block is polled decides exactly as the poll
+        would."""
+        task = session.get(TaskRow, hex32(taskid))
+        replicate = session.get(ReplicateRow, (hex32(taskid), worker))
+        if task is None or replicate is None or task.consensus is None:
+            return []
+        if replicate.state != "contributed" or replicate.result_hash != task.consensus:
+            return []
+        return self._mined_fact(session, "TaskReveal", tx_hash, taskid, worker, now)
+
+    def _mined_fact(
+        self, session: Session, name: str, tx_hash: str, taskid: bytes, worker: str, now: float
+    ) -> list[ChainAction]:
+        """Apply the event `name` of this task and worker from a mined transaction. With
+        `confirmations`, the watcher alone decides when a block counts."""
+        if self._confirmations:
+            return []
+        try:
+            mined = self.chain.mined_events(tx_hash)
+        except ChainError as error:
+            _log.warning("receipt of %s: %s; the next poll takes it", tx_hash, error)
+            return []
+        actions: list[ChainAction] = []
+        for item in mined:
+            if (
+                item.name == name
+                and bytes(item.args["taskid"]) == taskid
+                and str(item.args["worker"]).lower() == worker.lower()
+            ):
+                actions += guarded(session, item, partial(self._hub_event, session, item, now))
+        return actions
+
     def _hub_event(self, session: Session, item: ChainEvent, now: float) -> list[ChainAction]:
         if item.name in ("AccurateContribution", "FaultyContribution"):
             worker = str(item.args["worker"])
@@ -154,7 +202,7 @@ class ChainWatcher:
             self.engine.worker_fact(session, event, worker)
             return []
         convert = self._hub_events.get(item.name)
-        if convert is None:
+        if convert is None or _vote_known(session, item):
             return []
         return self.engine.chain_fact(session, convert(item, now), bytes(item.args["taskid"]))
 
@@ -179,6 +227,20 @@ def guarded(
     except InvalidTransition as error:
         _log.error("%s of block %d skipped: %s", item.name, item.block_number, error)
         return []
+
+
+def _vote_known(session: Session, item: ChainEvent) -> bool:
+    """Whether this is a contribution or a reveal the state holds already (a worker's
+    report brought it first): the machine would ignore it, so the task is not even loaded."""
+    if item.name not in ("TaskContribute", "TaskReveal"):
+        return False
+    key = (hex32(bytes(item.args["taskid"])), str(item.args["worker"]))
+    row = session.get(ReplicateRow, key)
+    if row is None:
+        return False
+    if item.name == "TaskContribute":
+        return row.result_hash is not None
+    return row.state == "revealed"
 
 
 def _contributed(item: ChainEvent, now: float) -> Event:

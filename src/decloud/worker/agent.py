@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 
 from decloud.scheduler.schemas import CapabilitiesBody
 from decloud.worker.client import SchedulerClient, SchedulerError, SchedulerUnavailable
@@ -127,13 +128,17 @@ class ReplicateDriver:
         if isinstance(instruction, ReportFailure):
             sent.result()
         else:
-            sent.add_done_callback(self._answered)
+            sent.add_done_callback(partial(self._answered, instruction))
 
-    def _answered(self, sent: Future[Event | None]) -> None:
+    def _answered(self, report: Report, sent: Future[Event | None]) -> None:
         try:
             event = sent.result()
             if event is not None:
                 self.deliver(event)
+            elif report.step == "contributed":
+                # The scheduler counts the vote now, so it counts the slot free: a pull
+                # made when the vote was mined may have been refused for want of it.
+                self._on_change(self, False)
         except Exception:
             _log.exception("replicate %s: a report's answer", _short(self.machine.taskid))
 
