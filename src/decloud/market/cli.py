@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from decloud.market.schemas import MAX_BATCH
+from decloud.service.logs import JsonLogsOption, LogLevel, LogLevelOption, configure_logging
 
 market_app = typer.Typer(help="The market service.", no_args_is_help=True)
 
@@ -32,13 +33,16 @@ def run(
         Path | None,
         typer.Option(envvar="DECLOUD_CONFIG", dir_okay=False, help="TOML config ([market] table)"),
     ] = None,
+    as_json: JsonLogsOption = False,
+    log_level: LogLevelOption = LogLevel.INFO,
 ) -> None:
     """Serve the market: migrate its database, follow the chain, answer the API."""
     from decloud.market.service import run as serve
     from decloud.market.settings import MarketSettings
     from decloud.service.settings import load_settings
 
-    serve(load_settings(MarketSettings, "market", config))
+    configure_logging(as_json=as_json, level=log_level)
+    serve(load_settings(MarketSettings, "market", config), log_level)
 
 
 def bench_market(

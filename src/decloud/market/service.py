@@ -11,6 +11,7 @@ from decloud.market.chain import MarketChain
 from decloud.market.migrations import MARKET_MIGRATIONS
 from decloud.market.settings import MarketSettings
 from decloud.service.db import Database
+from decloud.service.logs import LogLevel, uvicorn_options
 from decloud.service.migrations import migrate
 from decloud.service.tables import SERVICE_MIGRATIONS
 
@@ -44,6 +45,8 @@ def build_app(settings: MarketSettings, *, run_sync: bool = True) -> FastAPI:
     return create_app(settings, database, chain, run_sync=run_sync)
 
 
-def run(settings: MarketSettings) -> None:
-    """Serve until interrupted."""
-    uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_level="info")
+def run(settings: MarketSettings, level: LogLevel = LogLevel.INFO) -> None:
+    """Serve until interrupted, logging through the root logger (decloud.service.logs)."""
+    uvicorn.run(
+        build_app(settings), host=settings.host, port=settings.port, **uvicorn_options(level)
+    )

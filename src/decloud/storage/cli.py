@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from decloud.service.logs import JsonLogsOption, LogLevel, LogLevelOption, configure_logging
+
 app = typer.Typer(help="The result store.", no_args_is_help=True)
 
 
@@ -17,13 +19,16 @@ def run(
         Path | None,
         typer.Option(envvar="DECLOUD_CONFIG", dir_okay=False, help="TOML config ([storage] table)"),
     ] = None,
+    as_json: JsonLogsOption = False,
+    log_level: LogLevelOption = LogLevel.INFO,
 ) -> None:
     """Serve the result store: check the chain, migrate its index, answer the API."""
     from decloud.service.settings import load_settings
     from decloud.storage.service import run as serve
     from decloud.storage.settings import StorageSettings
 
-    serve(load_settings(StorageSettings, "storage", config))
+    configure_logging(as_json=as_json, level=log_level)
+    serve(load_settings(StorageSettings, "storage", config), log_level)
 
 
 @app.command("cid")

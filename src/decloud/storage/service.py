@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from decloud.chain.deploy import Deployment
 from decloud.service.auth import RequestVerifier
 from decloud.service.db import Database
+from decloud.service.logs import LogLevel, uvicorn_options
 from decloud.storage.api import create_app
 from decloud.storage.backend import FilesystemBackend
 from decloud.storage.chain import ResultChain
@@ -49,6 +50,8 @@ def build_app(settings: StorageSettings) -> FastAPI:
     return create_app(store)
 
 
-def run(settings: StorageSettings) -> None:
-    """Serve until interrupted."""
-    uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_level="info")
+def run(settings: StorageSettings, level: LogLevel = LogLevel.INFO) -> None:
+    """Serve until interrupted, logging through the root logger (decloud.service.logs)."""
+    uvicorn.run(
+        build_app(settings), host=settings.host, port=settings.port, **uvicorn_options(level)
+    )

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from decloud.chain.errors import ChainError
+from decloud.service.logs import JsonLogsOption, LogLevel, LogLevelOption, configure_logging
 from decloud.service.settings import SettingsError
 from decloud.worker.agent import Worker
 from decloud.worker.client import SchedulerError
@@ -42,13 +43,15 @@ def run(
             help="Config file (table \\[worker]); DECLOUD_WORKER_* variables override it",
         ),
     ] = None,
+    as_json: JsonLogsOption = False,
+    log_level: LogLevelOption = LogLevel.INFO,
 ) -> None:
     """Run replicates for the workerpool of a scheduler, until SIGTERM or SIGINT.
 
     A signal drains: the replicates in hand finish, no new ones are taken, then the worker
     exits 0. A second signal stops at once; the replicates left resume at the next start.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(as_json=as_json, level=log_level)
     errors = (SettingsError, WorkerConfigError, SchedulerError, JournalError, ChainError)
     try:
         worker = build_worker(load_worker_settings(config))
