@@ -263,3 +263,16 @@ def test_deploy_protocol_creates_the_default_categories(
     assert [(event.args["category"], event.args["name"]) for event in created] == [
         (index, category.name) for index, category in enumerate(DEFAULT_CATEGORIES)
     ]
+
+
+def test_a_deployment_records_a_block_no_later_than_its_first_contract(
+    client: ChainClient, deployment: Deployment
+) -> None:
+    token_creation = client.w3.eth.get_transaction_receipt(
+        client.w3.eth.get_block(deployment.deployed_at + 1)["transactions"][0]
+    )
+
+    assert token_creation["contractAddress"] == deployment.token
+    assert Deployment.from_json({**deployment.to_json(), "deployed_at": 0}).deployed_at == 0
+    older_file = {key: value for key, value in deployment.to_json().items() if key != "deployed_at"}
+    assert Deployment.from_json(older_file).deployed_at == 0, "a file from before still loads"

@@ -146,6 +146,7 @@ def test_the_config_file_has_every_client_and_service_table(devnet: Devnet) -> N
         "workerpool_registry",
         "hub",
         "marketplace",
+        "deployed_at",
     }
     assert config["wallet"] == {
         "keystore": str(devnet.dir / "keystore"),

@@ -123,3 +123,13 @@ def test_toml_writer_round_trips_what_tomllib_reads() -> None:
         },
     }
     assert tomllib.loads(tomlwriter.dumps(document)) == document
+
+
+def test_the_deployment_block_is_read_when_given_and_zero_otherwise(tmp_path: Path) -> None:
+    assert ClientConfig.load(write(tmp_path / "a.toml", full_document())).contracts.deployed_at == 0
+    document = full_document()
+    document["contracts"] = {**CONTRACTS, "deployed_at": 1234}
+    assert ClientConfig.load(write(tmp_path / "b.toml", document)).contracts.deployed_at == 1234
+    document["contracts"] = {**CONTRACTS, "deployed_at": -1}
+    with pytest.raises(ConfigError, match=r"\[contracts\] deployed_at .* is a block number"):
+        ClientConfig.load(write(tmp_path / "c.toml", document))

@@ -53,6 +53,9 @@ class Deployment:
     workerpool_registry: str
     hub: str
     marketplace: str
+    deployed_at: int = 0
+    """A block no later than the first of the deployment: nothing of the protocol happened
+    before it, so every scan of its logs starts there (0: unknown, from genesis)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +79,7 @@ def deploy_protocol(client: ChainClient, token: str | None = None) -> Deployment
     The client's account owns the hub, links the marketplace to it (once and for all)
     and creates the default categories.
     """
+    deployed_at = client.w3.eth.block_number
     if token is not None:
         token = Web3.to_checksum_address(token)
     else:
@@ -112,4 +116,5 @@ def deploy_protocol(client: ChainClient, token: str | None = None) -> Deployment
         workerpool_registry=workerpool_registry,
         hub=hub.address,
         marketplace=marketplace.address,
+        deployed_at=deployed_at,
     )

@@ -100,7 +100,8 @@ def create_app(
         database,
         chain,
         name=SERVICE_NAME,
-        start_block=settings.start_block,
+        # Nothing of the protocol precedes its deployment.
+        start_block=settings.start_block or chain.deployment.deployed_at,
         confirmations=settings.confirmations,
     )
     market = Market(settings, database, chain, sync, RequestVerifier(SERVICE_NAME, chain.domain))

@@ -59,6 +59,7 @@ class SchedulerChain:
     """The hub, the marketplace and the registries, seen by the workerpool owner."""
 
     def __init__(self, rpc_url: str, deployment: Deployment, owner_key: bytes) -> None:
+        self.deployment = deployment
         self.client = ChainClient(rpc_url, owner_key)
         self.hub = Hub(self.client, deployment)
         self.apps = AppRegistry(self.client, deployment.app_registry)

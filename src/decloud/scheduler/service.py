@@ -57,7 +57,8 @@ class Scheduler:
             chain,
             self.engine,
             settings.workerpool,
-            start_block=settings.start_block,
+            # Nothing of the protocol precedes its deployment.
+            start_block=settings.start_block or chain.deployment.deployed_at,
             confirmations=settings.confirmations,
         )
         self.metrics = SchedulerMetrics(database, self.policy)

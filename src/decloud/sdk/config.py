@@ -9,6 +9,7 @@ The client reads five tables and ignores the others, which belong to the service
 rpc_url = "http://127.0.0.1:8545"
 chain_id = 31337
 [contracts]          # the fields of decloud.chain.deploy.Deployment, except chain_id
+deployed_at = 0      # optional: the block log scans start from
 token = "0x..."
 app_registry = "0x..."
 dataset_registry = "0x..."
@@ -151,7 +152,10 @@ class ClientConfig:
             wallet["default"] = self.wallet.default
         document: dict[str, Any] = {
             "chain": {"rpc_url": self.chain.rpc_url, "chain_id": self.chain.chain_id},
-            "contracts": {name: getattr(self.contracts, name) for name in _contract_names()},
+            "contracts": {
+                **{name: getattr(self.contracts, name) for name in _contract_names()},
+                "deployed_at": self.contracts.deployed_at,
+            },
             "services": services,
             "wallet": wallet,
         }
@@ -185,12 +189,15 @@ def _read(path: Path) -> dict[str, Any]:
         ) from error
 
 
+_NOT_ADDRESSES = ("chain_id", "deployed_at")
+
+
 def _contract_names() -> tuple[str, ...]:
     # Imported here: the [wallet] table alone (all the wallet commands read) needs no web3,
     # which the deployment's module loads.
     from decloud.chain.deploy import Deployment
 
-    return tuple(f.name for f in fields(Deployment) if f.name != "chain_id")
+    return tuple(f.name for f in fields(Deployment) if f.name not in _NOT_ADDRESSES)
 
 
 def _contracts(document: Mapping[str, Any], chain_id: int, source: Path) -> Deployment:
@@ -198,7 +205,13 @@ def _contracts(document: Mapping[str, Any], chain_id: int, source: Path) -> Depl
 
     table = _as_table(_required_table(document, "contracts", source), "contracts", source)
     addresses = {name: _address(table, name, source) for name in _contract_names()}
-    return Deployment(chain_id=chain_id, **addresses)
+    deployed_at = _optional(table, "contracts", "deployed_at", int, source) or 0
+    if deployed_at < 0:
+        raise ConfigError(
+            f"[contracts] deployed_at in {source} is a block number, not {deployed_at}",
+            "fix the config file",
+        )
+    return Deployment(chain_id=chain_id, deployed_at=deployed_at, **addresses)
 
 
 def _services(table: Any, source: Path) -> ServiceUrls:

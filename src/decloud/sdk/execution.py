@@ -736,11 +736,12 @@ def _result_on_chain(connection: Connection, task: bytes) -> tuple[str, bytes]:
                 + (" (no worker contributed yet)" if state == "unset" else ""),
                 f"follow it with `decloud task show 0x{task.hex()} --watch`, then download",
             )
+        since = connection.config.contracts.deployed_at
         finalized = hub.hub.events.TaskFinalize().get_logs(
-            argument_filters={"taskid": task}, from_block=0
+            argument_filters={"taskid": task}, from_block=since
         )
         revealed = hub.hub.events.TaskReveal().get_logs(
-            argument_filters={"taskid": task}, from_block=0
+            argument_filters={"taskid": task}, from_block=since
         )
     digests = {bytes(event["args"]["result_digest"]) for event in revealed}
     if not finalized or len(digests) != 1:

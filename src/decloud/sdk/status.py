@@ -234,7 +234,12 @@ def _deal_created(connection: Connection, dealid: bytes) -> tuple[Deal, str, int
     """The deal's terms, from the DealCreated event the marketplace logged for it."""
     event = connection.hub.marketplace.events.DealCreated
     with chain_errors():
-        logs = list(event.get_logs(argument_filters={"dealid": dealid}, from_block=0))
+        logs = list(
+            event.get_logs(
+                argument_filters={"dealid": dealid},
+                from_block=connection.config.contracts.deployed_at,
+            )
+        )
     if not logs:
         raise UnknownResource(
             f"no deal 0x{dealid.hex()} on this chain",

@@ -29,9 +29,10 @@ def build_app(settings: StorageSettings) -> FastAPI:
             f"deployment file {settings.deployment} not found: deploy the protocol first, "
             "or set [storage] deployment (DECLOUD_STORAGE_DEPLOYMENT)"
         )
-    chain = ResultChain(
-        settings.rpc_url, Deployment.load(settings.deployment), start_block=settings.start_block
-    )
+    deployment = Deployment.load(settings.deployment)
+    # Nothing of the protocol precedes its deployment: the scan starts there at the earliest.
+    start_block = settings.start_block or deployment.deployed_at
+    chain = ResultChain(settings.rpc_url, deployment, start_block=start_block)
     node_chain_id = chain.chain_id()
     if node_chain_id != chain.deployment.chain_id:
         raise StorageConfigError(
