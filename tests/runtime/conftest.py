@@ -75,8 +75,10 @@ def probe_wasm(built: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def wasm_runtime(tmp_path_factory: pytest.TempPathFactory) -> WasmRuntime:
-    return WasmRuntime(tmp_path_factory.mktemp("compiled"), kill_grace_s=1.0)
+def wasm_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WasmRuntime]:
+    runtime = WasmRuntime(tmp_path_factory.mktemp("compiled"), kill_grace_s=1.0)
+    yield runtime
+    runtime.close()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
@@ -111,13 +112,13 @@ def test_compiled_modules_are_cached_and_a_corrupt_cache_entry_is_rebuilt(
     tmp_path: Path, spec_for: SpecFor, mandelbrot_wasm: Path
 ) -> None:
     cache = tmp_path / "compiled"
-    runtime = WasmRuntime(cache)
-    first = run(runtime, spec_for(AppType.WASM, mandelbrot_wasm, "8", "8"))
-    [entry] = cache.glob("*.cwasm")
-    assert entry.name == f"{file_checksum(mandelbrot_wasm).hex()}.cwasm"
+    with contextlib.closing(WasmRuntime(cache)) as runtime:
+        first = run(runtime, spec_for(AppType.WASM, mandelbrot_wasm, "8", "8"))
+        [entry] = cache.glob("*.cwasm")
+        assert entry.name == f"{file_checksum(mandelbrot_wasm).hex()}.cwasm"
 
-    entry.write_bytes(b"not a compiled module")
-    second = run(runtime, spec_for(AppType.WASM, mandelbrot_wasm, "8", "8"))
+        entry.write_bytes(b"not a compiled module")
+        second = run(runtime, spec_for(AppType.WASM, mandelbrot_wasm, "8", "8"))
 
     assert first.digest == second.digest
     assert entry.read_bytes() != b"not a compiled module"
@@ -166,9 +167,8 @@ def test_clocks_and_random_bytes_are_the_same_on_every_run_and_follow_the_seed(
 def test_stdout_is_capped_with_a_visible_marker(
     tmp_path: Path, spec_for: SpecFor, probe_wasm: Path
 ) -> None:
-    outcome = run(WasmRuntime(tmp_path / "compiled", log_cap=1000), spec_for(
-        AppType.WASM, probe_wasm, "spam", "100000"
-    ))  # fmt: skip
+    with contextlib.closing(WasmRuntime(tmp_path / "compiled", log_cap=1000)) as runtime:
+        outcome = run(runtime, spec_for(AppType.WASM, probe_wasm, "spam", "100000"))
 
     assert outcome.succeeded, outcome.failure
     assert outcome.stdout.data == b"x" * 1000

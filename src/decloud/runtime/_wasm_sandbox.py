@@ -1,15 +1,31 @@
-"""Run one WASI module, as a child process of `decloud.runtime.wasm` (run as a script).
+"""Run WASI modules for `decloud.runtime.wasm`: a fork server (run as a script) that forks
+one child process per run.
 
-Why a process of its own: epoch interruption stops WebAssembly code but not a host call that
+Why a process per run: epoch interruption stops WebAssembly code but not a host call that
 blocks (a WASI `poll_oneoff` sleep), so only killing a process bounds a run's wall time for
 sure; a crash of the engine cannot take the worker down; and the worker's own environment
-(keys, tokens) never shares an address space with the app. The script imports nothing from
-decloud, so it starts in about a tenth of a second.
+(keys, tokens) never shares an address space with the app: the server starts with an empty
+environment and imports nothing from decloud.
 
-Usage: `python -I _wasm_sandbox.py JOB.json`. The job names the module, its sha256, the
-compiled-module cache, argv, env, the two directories, the limits and the entropy seed. The
-app's stdout and stderr are this process's own; the verdict is written as JSON to the job's
-`result_path`:
+Why a fork server: a fresh interpreter that imports wasmtime costs about 100 ms of CPU, more
+than a small task's whole run. The server pays it once; a small module's run, fork included,
+then costs about 12 ms. Forking copies only the calling thread, so it is safe only while the
+server has no other thread: it never compiles (wasmtime compiles on a thread pool) nor
+starts timers itself, and it checks its thread count before each fork. Everything else
+happens in the child. Linux only (pidfd, PR_SET_PDEATHSIG, /proc).
+
+Usage: `python -I _wasm_sandbox.py FD`, where FD is one end of a Unix socket pair, the
+control socket. Each message on it carries three descriptors (SCM_RIGHTS): a stream socket
+for the run, and the write ends of the app's stdout and stderr pipes. On the run socket the
+runtime sends the job as one line of JSON (the module, its sha256, the compiled-module
+cache, argv, env, the two directories, the limits, the entropy seed and the `result_path`);
+the server answers `{"pid": N}` once the child runs, then `{"returncode": N}` (negative: the
+signal that ended it) once it has ended, or `{"error": ...}` if it could not fork. A line
+`kill` kills the child; a run socket closed early kills it too. The server ends, killing
+its children, when the control socket closes: the runtime closed it, or its process died.
+A child dies with the server (PR_SET_PDEATHSIG).
+
+The child writes its verdict as JSON to the job's `result_path`:
 
 - `{"status": "exited", "exit_code": N, ...}`: the app returned or called proc_exit;
 - `{"status": "trapped", "trap": "out-of-fuel" | "interrupted" | "other", "message": ...}`;
@@ -20,12 +36,19 @@ plus `fuel_used` and `memory_bytes` (size of the exported memory at the end) whe
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import json
 import os
+import selectors
+import signal
+import socket
 import sys
 import tempfile
 import threading
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +185,7 @@ def _write_guest(caller: wasmtime.Caller, pointer: int, data: bytes) -> int:
     return _ERRNO_SUCCESS
 
 
-def run(job: dict[str, Any]) -> dict[str, Any]:
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Compile (or load), instantiate and run the module's `_start` within the limits."""
     wasm_engine = new_engine()
     try:
@@ -219,9 +242,181 @@ def _memory_size(instance: wasmtime.Instance | None, store: wasmtime.Store) -> i
     return memory.data_len(store) if isinstance(memory, wasmtime.Memory) else 0
 
 
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_RUN_FDS = 3
+"""A run's descriptors on the control socket: its run socket, the app's stdout and stderr."""
+_KILL = b"kill"
+
+
+@dataclass(eq=False)
+class _Run:
+    """One run, from its request to the reaping of its child."""
+
+    connection: socket.socket | None
+    stdout_fd: int
+    stderr_fd: int
+    request: bytearray = field(default_factory=bytearray)
+    pid: int | None = None
+    pidfd: int | None = None
+
+
+class _Server:
+    """The fork server's loop: one thread, one selector, no timers."""
+
+    def __init__(self, control: socket.socket) -> None:
+        self._control = control
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(control, selectors.EVENT_READ)
+        self._children: dict[int, _Run] = {}
+
+    def serve(self) -> None:
+        """Serve runs until the control socket closes, then kill the children left."""
+        try:
+            while True:
+                for key, _events in self._selector.select():
+                    if key.fileobj is self._control:
+                        if not self._accept():
+                            return
+                    elif isinstance(key.fileobj, socket.socket):
+                        self._on_request(key.data)
+                    else:
+                        self._on_exit(key.data)
+        finally:
+            for pid in self._children:
+                _kill(pid)
+            for pid in self._children:
+                os.waitpid(pid, 0)
+
+    def _accept(self) -> bool:
+        """Take a new run from the control socket; False once the runtime closed it."""
+        message, fds, _flags, _address = socket.recv_fds(self._control, 1, _RUN_FDS)
+        if not message or len(fds) != _RUN_FDS:
+            for fd in fds:
+                os.close(fd)
+            return bool(message)
+        connection = socket.socket(fileno=fds[0])
+        self._selector.register(connection, selectors.EVENT_READ, _Run(connection, fds[1], fds[2]))
+        return True
+
+    def _on_request(self, run: _Run) -> None:
+        connection = run.connection
+        assert connection is not None
+        try:
+            data = connection.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._abandon(run)
+        elif run.pid is not None:
+            if _KILL in data:
+                _kill(run.pid)
+        else:
+            run.request += data
+            line, newline, rest = run.request.partition(b"\n")
+            if newline:
+                self._fork(run, json.loads(line))
+                if run.pid is not None and _KILL in rest:
+                    _kill(run.pid)
+
+    def _fork(self, run: _Run, job: dict[str, Any]) -> None:
+        threads = len(os.listdir("/proc/self/task"))
+        if threads != 1:
+            # Another thread may hold a lock the child would wait on forever. Exiting makes
+            # the runtime start a fresh server for the next run.
+            _reply(
+                run,
+                {
+                    "error": f"the WASM fork server had {threads} threads, so it could "
+                    "not fork safely; it is restarted for the next run"
+                },
+            )
+            self._finish(run)
+            raise SystemExit(1)
+        server = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _child(run, job, server)
+        os.close(run.stdout_fd)
+        os.close(run.stderr_fd)
+        run.pid = pid
+        run.pidfd = os.pidfd_open(pid)
+        self._children[pid] = run
+        self._selector.register(run.pidfd, selectors.EVENT_READ, run)
+        _reply(run, {"pid": pid})
+
+    def _on_exit(self, run: _Run) -> None:
+        assert run.pid is not None and run.pidfd is not None
+        _pid, status = os.waitpid(run.pid, 0)
+        del self._children[run.pid]
+        self._selector.unregister(run.pidfd)
+        os.close(run.pidfd)
+        _reply(run, {"returncode": os.waitstatus_to_exitcode(status)})
+        self._finish(run)
+
+    def _abandon(self, run: _Run) -> None:
+        """The runtime gave up on the run: its child, if any, is killed and reaped later."""
+        if run.pid is None:
+            os.close(run.stdout_fd)
+            os.close(run.stderr_fd)
+        else:
+            _kill(run.pid)
+        self._finish(run)
+
+    def _finish(self, run: _Run) -> None:
+        if run.connection is not None:
+            self._selector.unregister(run.connection)
+            run.connection.close()
+            run.connection = None
+
+
+def _reply(run: _Run, message: dict[str, Any]) -> None:
+    if run.connection is None:
+        return
+    # A runtime that is gone gets no reply; its child is reaped all the same.
+    with contextlib.suppress(OSError):
+        run.connection.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _kill(pid: int) -> None:
+    """Only ever called on an unreaped child, so the pid cannot name another process."""
+    os.kill(pid, signal.SIGKILL)
+
+
+def _child(run: _Run, job: dict[str, Any], server: int) -> None:
+    """The forked child: becomes the sandbox of one run and never returns."""
+    code = 1
+    try:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != server:
+            return  # the server died before prctl: nobody waits for this run
+        _take_stdio(run.stdout_fd, run.stderr_fd)
+        verdict = run_job(job)
+        Path(job["result_path"]).write_text(json.dumps(verdict))
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _take_stdio(stdout_fd: int, stderr_fd: int) -> None:
+    """The run's pipes as stdout and stderr, and no other descriptor of the server: another
+    run's pipe held open here would keep that run's capture from ever ending."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(stdout_fd, 1)
+    os.dup2(stderr_fd, 2)
+    highest = max(int(name) for name in os.listdir("/proc/self/fd"))
+    os.closerange(3, highest + 1)
+
+
 def main(argv: list[str]) -> int:
-    job = json.loads(Path(argv[1]).read_text())
-    Path(job["result_path"]).write_text(json.dumps(run(job)))
+    if len(argv) != 2 or not argv[1].isdigit():
+        print(f"usage: python -I {argv[0]} CONTROL_FD", file=sys.stderr)
+        return 2
+    _Server(socket.socket(fileno=int(argv[1]))).serve()
     return 0
 
 

@@ -32,7 +32,15 @@ from decloud.chain.registries import AppType
 from decloud.protocol.digest import read_computed
 from decloud.protocol.hub import CONTRIBUTION_PROVEN, CONTRIBUTION_UNSET, TASK_REVEALING
 from decloud.protocol.ids import result_hash
-from decloud.runtime import DockerRuntime, Limits, RunOutcome, RunSpec, Runtime, TaskContext
+from decloud.runtime import (
+    DockerRuntime,
+    Limits,
+    RunOutcome,
+    RunSpec,
+    Runtime,
+    TaskContext,
+    WasmRuntime,
+)
 from decloud.runtime.environment import app_environment
 from decloud.runtime.spec import MIB, FailureCause
 from decloud.scheduler.schemas import WorkAssignment
@@ -135,11 +143,15 @@ class Shell:
         return f"Shell(worker={self.chain.address}, work={self.work_root})"
 
     def close(self) -> None:
-        """Send the reports still queued, then release the connections."""
+        """Send the reports still queued, then release the connections and the WASM
+        sandbox server."""
         self._reports.shutdown(wait=True)
         self.scheduler.close()
         self.storage.close()
         self.fetcher.close()
+        for runtime in self.runtimes.values():
+            if isinstance(runtime, WasmRuntime):
+                runtime.close()
 
     def execute(self, assignment: WorkAssignment, instruction: Instruction) -> Event | None:
         """Carry out `instruction` (not a report: see `report`); the event it ends with, if
