@@ -27,6 +27,7 @@ from decloud.chain.registries import AppType
 from decloud.protocol.hub import TASK_FAILED
 from decloud.sdk.config import ChainSettings, ClientConfig, ServiceUrls, WalletSettings
 from tests.e2e.cluster import DECLOUD, REPOSITORY, Cluster, Scheduler, build
+from tests.runtime.wat_apps import GROWS_UNTIL_REFUSED, INFINITE_LOOP, SLEEPS_FOR_A_DAY
 
 pytestmark = pytest.mark.anvil
 
@@ -37,25 +38,6 @@ fraction of a second, well before the 3-second wall time even on a loaded machin
 APP_MEMORY_MB = 64
 PROBE_SOURCE = REPOSITORY / "tests" / "runtime" / "apps" / "probe.c"
 PARTIES = ["requester", "app_owner", "pool_owner", "worker1", "worker2"]
-
-ENDLESS_LOOP = '(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))'
-GROWS_UNTIL_REFUSED = """
-(module (memory (export "memory") 1)
-  (func (export "_start")
-    (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
-    unreachable))
-"""
-SLEEPS_FOR_A_DAY = """
-(module
-  (import "wasi_snapshot_preview1" "poll_oneoff"
-    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (i32.store8 (i32.const 8) (i32.const 0))
-    (i32.store (i32.const 16) (i32.const 1))
-    (i64.store (i32.const 24) (i64.const 86400000000000))
-    (drop (call $poll_oneoff (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))
-"""
 
 
 @dataclass(frozen=True)
@@ -124,7 +106,7 @@ def modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
          str(directory / "probe.wasm"), str(PROBE_SOURCE)]
     )  # fmt: skip
     for name, text in (
-        ("loop.wasm", ENDLESS_LOOP),
+        ("loop.wasm", INFINITE_LOOP),
         ("grow.wasm", GROWS_UNTIL_REFUSED),
         ("sleep.wasm", SLEEPS_FOR_A_DAY),
     ):

@@ -19,20 +19,10 @@ import pytest
 
 from decloud.chain.registries import AppType
 from decloud.runtime import FailureCause, Limits, RunOutcome, RunSpec, WasmRuntime
+from tests.runtime.wat_apps import SLEEPS_FOR_A_DAY
 
 SpecFor = Callable[..., RunSpec]
 
-SLEEPS_FOR_A_DAY = """
-(module
-  (import "wasi_snapshot_preview1" "poll_oneoff"
-    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (i32.store8 (i32.const 8) (i32.const 0))
-    (i32.store (i32.const 16) (i32.const 1))
-    (i64.store (i32.const 24) (i64.const 86400000000000))
-    (drop (call $poll_oneoff (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))
-"""
 SAYS_HELLO = """
 (module
   (import "wasi_snapshot_preview1" "fd_write"
