@@ -29,6 +29,7 @@ from decloud.sdk.orders import order_json
 from decloud.sdk.wallet import Keystore
 from tests.market.conftest import match, orders
 from tests.sdk.conftest import Cli, cli_runner, no_secret_in
+from tests.wallets import keystore_of
 
 PASSWORD = "market tests only"
 WALLETS = ("pool_owner", "requester", "stranger")
@@ -129,10 +130,7 @@ def test_the_sdk_finds_the_cheapest_compatible_orders_and_follows_a_match(
 @pytest.fixture(scope="module")
 def keystore(local: LocalMarket, tmp_path_factory: pytest.TempPathFactory) -> Keystore:
     """A wallet per party, named after it (light scrypt: unlocking is instant)."""
-    keystore = Keystore(tmp_path_factory.mktemp("home") / "keystore")
-    for name in WALLETS:
-        keystore.import_key(name, local[name].key, PASSWORD, light=True)
-    return keystore
+    return keystore_of(local, WALLETS, tmp_path_factory.mktemp("home") / "keystore", PASSWORD)
 
 
 def _config(local: LocalMarket, keystore: Keystore, market: str | None, path: Path) -> Path:

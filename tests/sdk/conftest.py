@@ -17,6 +17,7 @@ from decloud.cli import app as decloud
 from decloud.sdk.config import ChainSettings, ClientConfig, ServiceUrls, WalletSettings
 from decloud.sdk.connection import Connection, connect
 from decloud.sdk.wallet import Keystore, Wallet
+from tests.wallets import keystore_of
 
 PARTIES = ["requester", "app_owner", "pool_owner", "dataset_owner", "stranger"]
 PASSWORD = "correct horse battery staple"
@@ -38,10 +39,7 @@ def local(anvil: Anvil) -> LocalMarket:
 @pytest.fixture(scope="session")
 def keystore(local: LocalMarket, tmp_path_factory: pytest.TempPathFactory) -> Keystore:
     """Every party's key, as a wallet named after the party."""
-    keystore = Keystore(tmp_path_factory.mktemp("home") / "keystore")
-    for name in PARTIES:
-        keystore.import_key(name, local[name].key, PASSWORD, light=True)
-    return keystore
+    return keystore_of(local, PARTIES, tmp_path_factory.mktemp("home") / "keystore", PASSWORD)
 
 
 @pytest.fixture(scope="session")

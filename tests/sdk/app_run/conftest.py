@@ -24,6 +24,7 @@ from decloud.sdk.config import ChainSettings, ClientConfig, ServiceUrls, WalletS
 from decloud.sdk.connection import Connection, connect
 from decloud.sdk.wallet import Keystore
 from tests.sdk.conftest import Cli, cli_runner
+from tests.wallets import keystore_of
 from tests.worker.conftest import anvil, apps, local, module_dir, module_server, store_url
 from tests.worker.pool import Apps, Pool, WorkerFactory, scheduler_settings, serving
 
@@ -38,10 +39,9 @@ WALLETS = ["requester", "app_owner", "pool_owner", "worker3", "pauper"]
 
 @pytest.fixture(scope="session")
 def keystore(local: LocalMarket, tmp_path_factory: pytest.TempPathFactory) -> Keystore:
-    keystore = Keystore(tmp_path_factory.mktemp("app-run-home") / "keystore")
-    for name in WALLETS:
-        keystore.import_key(name, local[name].key, PASSWORD, light=True)
-    return keystore
+    return keystore_of(
+        local, WALLETS, tmp_path_factory.mktemp("app-run-home") / "keystore", PASSWORD
+    )
 
 
 @dataclass
