@@ -100,6 +100,7 @@ def test_the_client_tables_name_the_chain_the_contracts_the_services_and_the_wal
         "password": "devnet",
     }
     assert config_file.devnet_dir(path) == tmp_path / "devnet"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, "the password is the owner's to read"
 
 
 def test_a_keystore_written_with_a_password_of_ones_own_does_not_get_it_in_the_file(

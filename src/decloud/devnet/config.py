@@ -104,12 +104,13 @@ def document(plan: Plan) -> dict[str, Table]:
 
 
 def write(path: Path, plan: Plan) -> None:
+    """The config file, readable by its owner only: it may hold the keystore's password."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "# Written by `decloud devnet up`; removed by `decloud devnet down`.\n"
-        + dumps(document(plan)),
-        encoding="utf-8",
-    )
+    text = "# Written by `decloud devnet up`; removed by `decloud devnet down`.\n"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file that existed keeps its mode through O_CREAT
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text + dumps(document(plan)))
 
 
 def devnet_dir(path: Path) -> Path | None:
