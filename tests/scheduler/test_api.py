@@ -18,7 +18,9 @@ from schemathesis.core.result import Ok
 from decloud.chain.localnet import LocalMarket
 from decloud.protocol.ids import authorization_digest
 from decloud.protocol.orders import WorkerpoolAuthorization, recover_signer
+from decloud.scheduler import engine
 from decloud.scheduler.api import SERVICE_NAME, TASK_LOGS
+from decloud.scheduler.engine import write_transaction
 from decloud.scheduler.schemas import DealTerms, LogsRequest
 from decloud.scheduler.service import Scheduler
 from decloud.service.auth import sign_request
@@ -230,3 +232,23 @@ def _fuzz(cases: st.SearchStrategy[Any], headers: dict[str, str]) -> None:
         case.call_and_validate(headers=headers, checks=[not_a_server_error])
 
     no_server_error()
+
+
+def test_a_write_that_waits_too_long_for_the_database_is_answered_503_and_frees_its_thread(
+    local: LocalMarket, pool: tuple[Scheduler, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unbounded waits by as many requests as the API has threads would leave none for the
+    request holding the lock: the wait is bounded, and the worker is told to ask again."""
+    scheduler, http = pool
+    token = login_token(local, http, "worker1")
+    monkeypatch.setattr(engine, "WRITER_WAIT_S", 0.2)
+
+    with write_transaction(scheduler.database):
+        answer = http.post("/v1/workers/me/ping", headers={"Authorization": f"Bearer {token}"})
+
+    assert (answer.status_code, answer.json()["rule"]) == (503, "database.busy")
+    outer = write_transaction(scheduler.database)
+    with outer, pytest.raises(engine.WriterBusy), write_transaction(scheduler.database):
+        pass
+    after = http.post("/v1/workers/me/ping", headers={"Authorization": f"Bearer {token}"})
+    assert after.status_code == 200, after.text

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from decloud.chain.errors import ChainError
 from decloud.chain.hub import ZERO_ADDRESS
 from decloud.protocol.hub import Deal
-from decloud.scheduler.engine import Assignment, write_transaction
+from decloud.scheduler.engine import Assignment, WriterBusy, write_transaction
 from decloud.scheduler.models import (
     DealRow,
     HistoryRow,
@@ -100,9 +100,13 @@ def _verifier(request: Request) -> RequestVerifier:
 
 
 def _write_session(request: Request) -> Iterator[Session]:
-    """The request's session, one write transaction for the whole request."""
-    with write_transaction(cast(Database, request.app.state.database)) as session:
-        yield session
+    """The request's session, one write transaction for the whole request; 503 when the
+    database stays busy (the worker asks again later)."""
+    try:
+        with write_transaction(cast(Database, request.app.state.database)) as session:
+            yield session
+    except WriterBusy as error:
+        raise ProblemError(503, "database.busy", f"{error}: ask again") from error
 
 
 SchedulerDep = Annotated[Scheduler, Depends(_scheduler)]

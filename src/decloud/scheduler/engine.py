@@ -80,6 +80,14 @@ def write_transaction(database: Database) -> Iterator[Session]:
         yield session
 
 
+class WriterBusy(RuntimeError):
+    """Another writer of this process held the database longer than WRITER_WAIT_S."""
+
+
+WRITER_WAIT_S = 10.0
+"""The longest a writer waits for the others, as long as SQLite's own busy timeout."""
+
+
 @contextmanager
 def _writer_lock(database: Database) -> Iterator[None]:
     if database.is_postgresql:
@@ -88,9 +96,15 @@ def _writer_lock(database: Database) -> Iterator[None]:
     with _WRITERS_LOCK:
         lock = _WRITERS.setdefault(database, threading.Lock())
     # A plain Lock, not an RLock: the API may end a request's transaction on another
-    # thread of its pool than the one that began it.
-    with lock:
+    # thread of its pool than the one that began it. The wait is bounded: a request holding
+    # the lock needs a thread of the same pool to run its endpoint, so unbounded waits by
+    # as many requests as the pool has threads would block it, and every writer, for good.
+    if not lock.acquire(timeout=WRITER_WAIT_S):
+        raise WriterBusy(f"the database stayed locked by another writer for {WRITER_WAIT_S:g} s")
+    try:
         yield
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
