@@ -178,13 +178,14 @@ class MarketClient:
         app = self._cheapest(
             OrderKind.APP, request.appmaxprice,
             {"app": request.app, "dataset": request.dataset, **names}, f"app {request.app}",
+            request.volume,
         )  # fmt: skip
         dataset = None
         if request.dataset != ZERO_ADDRESS:
             dataset = self._cheapest(
                 OrderKind.DATASET, request.datasetmaxprice,
                 {"dataset": request.dataset, "app": request.app, **names},
-                f"dataset {request.dataset}",
+                f"dataset {request.dataset}", request.volume,
             )  # fmt: skip
         asked = [request.tag, bytes.fromhex(app.order.tag[2:])]
         if dataset is not None:
@@ -197,17 +198,24 @@ class MarketClient:
         workerpool = self._cheapest(
             OrderKind.WORKERPOOL, request.workerpoolmaxprice, pool_filters,
             f"workerpool orders of category {request.category} with trust >= {request.trust} "
-            "and the tags asked",
+            "and the tags asked", request.volume,
         )  # fmt: skip
         return Compatible(app=app, workerpool=workerpool, dataset=dataset)
 
     def _cheapest(
-        self, kind: OrderKind, max_price: int, filters: Mapping[str, Any], what: str
+        self, kind: OrderKind, max_price: int, filters: Mapping[str, Any], what: str, volume: int
     ) -> PublishedOrder:
-        page = self.orderbook(kind, **filters, max_price=max_price, min_volume=1, limit=1)
+        """The cheapest order with `volume` tasks left at least: matchOrders makes a deal of
+        the smallest remaining volume, so an order with fewer would shrink the deal."""
+        page = self.orderbook(kind, **filters, max_price=max_price, min_volume=volume, limit=1)
         if page.orders:
             return page.orders[0]
-        without_price = self.orderbook(kind, **filters, min_volume=1, limit=1)
+        if volume > 1 and self.orderbook(kind, **filters, max_price=max_price, limit=1).orders:
+            raise NoCompatibleOrder(
+                f"no {kind} order for {what} has {volume} tasks left within the max price: "
+                "ask for fewer tasks (--volume)"
+            )
+        without_price = self.orderbook(kind, **filters, min_volume=volume, limit=1)
         if without_price.orders:
             raise NoCompatibleOrder(
                 f"the cheapest {kind} order for {what} asks {without_price.orders[0].price} "

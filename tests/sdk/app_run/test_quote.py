@@ -186,3 +186,12 @@ def test_app_orders_restricted_to_another_requester_are_refused_naming_the_restr
 
     with pytest.raises(NoMatchingOrder, match=r"^restriction: the open orders of app 0x"):
         requester.quote("mandelbrot")
+
+
+def test_more_tasks_than_any_order_has_left_is_refused_rather_than_shrunk(
+    offers: Requester,
+) -> None:
+    """matchOrders makes a deal of the smallest remaining volume: a quote for 1,001 tasks on
+    orders of 1,000 would lock and run fewer than it says."""
+    with pytest.raises(NoMatchingOrder, match=r"has 1001 tasks left .*\(--volume\)"):
+        offers.quote("mandelbrot", volume=1_001)
