@@ -27,6 +27,8 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 SECP256K1_HALF_N = SECP256K1_N // 2
 """Largest accepted s: (r, s) and (r, n - s) both verify, so only the low half is accepted,
 as on the hub, to make every signature unique (EIP-2)."""
+_ADDRESS_LENGTH = 42
+"""0x and 40 hex digits (JSON may leave the 0x out)."""
 _ADDRESS_CACHE = 4096
 """Addresses whose checksummed form is remembered (a few hundred KiB at most)."""
 
@@ -105,8 +107,9 @@ def _is_checksummed(value: str) -> bool:
 
 
 def _address_from_json(value: Any) -> Any:
-    # Wallets and tools emit lowercase addresses too; orders keep the checksummed form.
-    if isinstance(value, str):
+    # Wallets and tools emit lowercase addresses too; orders keep the checksummed form. Only
+    # address-sized strings reach the cache, so junk cannot fill it with large keys.
+    if isinstance(value, str) and len(value) in (_ADDRESS_LENGTH, _ADDRESS_LENGTH - 2):
         return _checksummed(value) or value
     return value
 
@@ -114,7 +117,7 @@ def _address_from_json(value: Any) -> Any:
 _CODECS: dict[str, _Codec] = {
     "address": _Codec(
         "a checksummed 20-byte address",
-        lambda v: isinstance(v, str) and _is_checksummed(v),
+        lambda v: isinstance(v, str) and len(v) == _ADDRESS_LENGTH and _is_checksummed(v),
         str,
         _address_from_json,
     ),
