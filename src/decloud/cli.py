@@ -89,7 +89,11 @@ class Decloud(LazyGroup):
             "decloud.commands.account:app",
             "Deposit tokens into the hub, withdraw them, and show balances and reputation.",
         ),
-        Lazy("app", "decloud.commands.app:app", "Register apps, show them, and buy runs of them (app run)."),
+        Lazy(
+            "app",
+            "decloud.commands.app:app",
+            "Register apps, show them, and buy runs of them (app run).",
+        ),
         Lazy("dataset", "decloud.commands.dataset:app", "Register datasets and show them."),
         Lazy(
             "workerpool",

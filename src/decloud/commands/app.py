@@ -42,7 +42,9 @@ from decloud.sdk.values import parse_bytes32, parse_hex
 RESULTS_DIR = Path("decloud-results")
 """Where `app run` puts results by default: one directory per task, named by its id."""
 
-app = typer.Typer(help="Register apps, show them, and buy runs of them (app run).", no_args_is_help=True)
+app = typer.Typer(
+    help="Register apps, show them, and buy runs of them (app run).", no_args_is_help=True
+)
 
 
 class AppTypeName(StrEnum):
