@@ -184,7 +184,14 @@ def run(
     document: dict[str, Any] = {"quote": quote.to_json(), "deal": started.to_json(), "tasks": []}
     status = 0
     if watch:
-        status = _follow_and_download(requester, started, download, timeout, as_json, document)
+        try:
+            status = _follow_and_download(requester, started, download, timeout, as_json, document)
+        except DecloudError as error:
+            if not as_json:
+                raise  # the deal and its tasks are printed already
+            # The run is paid for: a script must still learn its deal and tasks.
+            document["error"] = {"message": str(error), "advice": error.advice}
+            status = EXIT_FAILED
     if as_json:
         print_json(document)
     raise typer.Exit(status)

@@ -19,7 +19,7 @@ from decloud.chain.localnet import NANO, LocalMarket
 from decloud.chain.registries import WorkerpoolRegistry
 from decloud.sdk.wallet import Keystore
 from decloud.storage.chain import ResultChain
-from decloud.worker.shell import RESULT_LINK_PREFIX
+from decloud.storage.cid import RESULT_LINK_PREFIX
 from tests.sdk.app_run.conftest import (
     LOG_CAP,
     Network,
@@ -43,6 +43,7 @@ class CompletedRun:
     taskid: str
     output: str
     result_dir: Path
+    market_url: str
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def completed(
         )  # fmt: skip
         assert ran.exit_code == 0, ran.stdout + ran.stderr
         (taskid,) = TASK_ID.findall(ran.stdout)
-        yield CompletedRun(network, cli, taskid, ran.stdout, result_dir)
+        yield CompletedRun(network, cli, taskid, ran.stdout, result_dir, market_url)
 
 
 def test_app_run_follows_the_task_and_downloads_the_result_the_chain_agreed_on(
@@ -91,6 +92,29 @@ def test_app_run_follows_the_task_and_downloads_the_result_the_chain_agreed_on(
     assert f"digest 0x{revealed.hex()} (the one revealed on-chain)" in completed.output
     ppm = (completed.result_dir / "mandelbrot.ppm").read_bytes()
     assert ppm.startswith(b"P6\n32 32\n")
+
+
+def test_a_paid_run_whose_download_fails_still_gives_its_deal_and_tasks_as_json(
+    completed: CompletedRun, module_pool: Pool
+) -> None:
+    """The run is paid for once matched: whatever fails after, a script learns its deal."""
+    unreachable_store = "http://127.0.0.1:9"
+    cli = completed.network.cli(
+        "dead-store",
+        market=completed.market_url,
+        scheduler=module_pool.url,
+        storage=unreachable_store,
+    )
+    args = json.loads(SMALL)["iexec_args"]
+
+    ran = cli("app", "run", "mandelbrot", "--args", args, "--yes", "--json", "--timeout", "60")
+
+    assert ran.exit_code == 1, ran.stdout + ran.stderr
+    document = json.loads(ran.stdout)
+    (taskid,) = document["deal"]["taskids"]
+    assert taskid != completed.taskid
+    assert "cannot be downloaded" in document["error"]["message"]
+    assert unreachable_store in document["error"]["advice"]
 
 
 def test_result_download_verifies_the_result_again_into_a_new_directory(
