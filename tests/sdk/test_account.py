@@ -121,3 +121,23 @@ def test_an_unreachable_node_points_at_the_devnet(
     assert refused.exit_code == 1
     assert "the chain node is unreachable" in refused.stderr
     assert "decloud devnet up" in refused.stderr
+
+
+def test_a_wallet_whose_password_is_not_the_configs_is_asked_for_its_own(
+    cli: Cli, config_file: Path, tmp_path: Path
+) -> None:
+    """A devnet's config carries its keystore's password; a wallet a person added there
+    has a password of its own, which is then asked for."""
+    text = config_file.read_text()
+    assert "[wallet]\n" in text
+    with_password = tmp_path / "devnet-like.toml"
+    with_password.write_text(text.replace("[wallet]\n", '[wallet]\npassword = "devnet"\n'))
+
+    shown = cli(
+        "account", "deposit", "1", "--json", wallet="stranger",
+        env={"DECLOUD_WALLET_PASSWORD": "", "DECLOUD_CONFIG": str(with_password)},
+        input=f"{PASSWORD}\n",
+    )  # fmt: skip
+
+    assert shown.exit_code == 0, shown.output
+    assert "password of wallet stranger" in shown.stderr

@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from decloud.sdk.config import ClientConfig, WalletSettings
-from decloud.sdk.errors import ConfigError, DecloudError
+from decloud.sdk.errors import ConfigError, DecloudError, WrongPassword
 from decloud.sdk.wallet import Keystore, Wallet, WalletInfo, password_from_env
 
 if TYPE_CHECKING:
@@ -143,11 +143,18 @@ def chosen_wallet(config: Path | None, name: str | None) -> WalletInfo:
 
 
 def unlock(config: Path | None, name: str | None) -> Wallet:
-    """The chosen wallet, unlocked with DECLOUD_WALLET_PASSWORD or a hidden prompt."""
+    """The chosen wallet, unlocked with DECLOUD_WALLET_PASSWORD, else the config's
+    `[wallet] password` (a devnet's), else a hidden prompt: a wallet a person added to a
+    devnet's keystore has a password of its own."""
     keystore, settings = keystore_of(config)
     chosen = keystore.choose(name, settings.default)
     keystore.show(chosen)
-    password = password_from_env() or settings.password
+    password = password_from_env()
+    if password is None and settings.password is not None:
+        try:
+            return keystore.unlock(chosen, settings.password)
+        except WrongPassword:
+            pass
     if password is None:
         password = typer.prompt(f"password of wallet {chosen}", hide_input=True, err=True)
     return keystore.unlock(chosen, password)
