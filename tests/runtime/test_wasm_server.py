@@ -8,6 +8,7 @@ runtime, leaving no process behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -170,3 +171,23 @@ def test_closing_the_runtime_kills_a_run_in_progress_and_leaves_no_process(
     assert outcome.failure is not None
     assert outcome.failure.cause is FailureCause.RUNTIME_ERROR
     assert "server stopped during the run" in outcome.failure.message
+
+
+def test_a_malformed_request_fails_alone_and_the_server_serves_the_next_run(
+    runtime: WasmRuntime, spec_for: SpecFor, wat_module: Callable[[str], Path]
+) -> None:
+    assert runtime.run(spec_for(AppType.WASM, wat_module(SAYS_HELLO))).succeeded
+    server = runtime.server_pid
+    read_out, write_out = os.pipe()
+    read_err, write_err = os.pipe()
+    try:
+        with runtime._server.submit(write_out, write_err) as line:
+            line.sendall(b"this is not a run\n")
+            answer = json.loads(line.makefile().readline())
+    finally:
+        for fd in (read_out, write_out, read_err, write_err):
+            os.close(fd)
+
+    assert "not JSON" in answer["error"]
+    assert runtime.run(spec_for(AppType.WASM, wat_module(SAYS_HELLO))).succeeded
+    assert runtime.server_pid == server, "the same server serves on"

@@ -315,7 +315,13 @@ class _Server:
             run.request += data
             line, newline, rest = run.request.partition(b"\n")
             if newline:
-                self._fork(run, json.loads(line))
+                try:
+                    job = json.loads(line)
+                except ValueError as error:
+                    _reply(run, {"error": f"the run's request is not JSON: {error}"})
+                    self._abandon(run)
+                    return
+                self._fork(run, job)
                 if run.pid is not None and _KILL in rest:
                     _kill(run.pid)
 
@@ -334,7 +340,13 @@ class _Server:
             self._finish(run)
             raise SystemExit(1)
         server = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as error:
+            # Out of processes or memory: this run fails, the others go on.
+            _reply(run, {"error": f"the WASM fork server could not fork: {error}"})
+            self._abandon(run)
+            return
         if pid == 0:
             _child(run, job, server)
         os.close(run.stdout_fd)

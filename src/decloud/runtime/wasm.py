@@ -96,9 +96,11 @@ class _SandboxServer:
                         return ours
                     except OSError:
                         # The server died since it was last used: once, start a new one.
-                        self._stop()
-                        if attempt:
+                        # A live one (the error is ours, say too many open files) keeps
+                        # serving the runs it holds.
+                        if attempt or (self._process is not None and self._process.poll() is None):
                             raise
+                        self._stop()
         except BaseException:
             ours.close()
             raise
