@@ -111,6 +111,7 @@ def test_a_keystore_written_with_a_password_of_ones_own_does_not_get_it_in_the_f
     config_file.write(path, plan(tmp_path / "devnet"))
 
     assert "password" not in tomllib.loads(path.read_text())["wallet"]
+    assert "a password of one's own" not in path.read_text()
 
 
 def test_the_apps_table_names_each_sample_app_by_its_address(tmp_path: Path) -> None:
