@@ -12,19 +12,16 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, Self
 
 from eth_account import Account
 
 from decloud.chain.errors import ChainError, NodeUnavailable
-from decloud.process import stop_process
+from decloud.process import Child
 
 # Anvil's own defaults, so that the keys we derive are the accounts it funds.
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
@@ -34,7 +31,6 @@ DEFAULT_ACCOUNTS = 10
 # src/decloud/chain/anvil.py -> the repository root of an editable install.
 _SOURCE_CHECKOUT = Path(__file__).resolve().parents[3]
 _HOST = "127.0.0.1"
-_POLL_INTERVAL = 0.05
 
 
 class AnvilError(ChainError):
@@ -98,12 +94,11 @@ class Anvil:
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
         self._port = 0
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        self._child: Child | None = None
 
     @property
     def rpc_url(self) -> str:
-        if self._process is None:
+        if self._child is None:
             raise AnvilError("anvil is not running")
         return f"http://{_HOST}:{self._port}"
 
@@ -121,29 +116,21 @@ class Anvil:
 
     def start(self) -> None:
         """Start anvil and return once it answers JSON-RPC."""
-        if self._process is not None:
+        if self._child is not None:
             raise AnvilError("anvil is already running")
         self._port = _free_port()
-        # A file, not a pipe: a chatty anvil could fill a pipe nobody reads and block.
-        # It outlives this method and is closed by stop().
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115
-        self._process = subprocess.Popen(
-            self._command(), stdout=subprocess.DEVNULL, stderr=self._log
-        )
+        self._child = Child("anvil", self._command(), AnvilError)
         try:
-            self._wait_until_ready()
+            self._child.wait_until_ready(self._answers, self._startup_timeout, self.rpc_url)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         """Stop anvil (terminate, then kill if it does not exit in time)."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process, self._stop_timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(self._stop_timeout)
 
     def _command(self) -> list[str]:
         command = [
@@ -164,29 +151,12 @@ class Anvil:
             command += ["--block-time", str(self.block_time)]
         return command
 
-    def _wait_until_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + self._startup_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise AnvilError(
-                    f"anvil exited with status {self._process.returncode}: {self._output()}"
-                )
-            try:
-                self.rpc("eth_chainId")
-                return
-            except NodeUnavailable:
-                time.sleep(_POLL_INTERVAL)
-        raise AnvilError(
-            f"anvil did not answer on {self.rpc_url} within {self._startup_timeout} s: "
-            f"{self._output()}"
-        )
-
-    def _output(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace").strip() or "(no output)"
+    def _answers(self) -> bool:
+        try:
+            self.rpc("eth_chainId")
+        except NodeUnavailable:
+            return False
+        return True
 
     def rpc(self, method: str, *params: Any) -> Any:
         """One raw JSON-RPC call, for the anvil- and evm-specific methods web3 lacks."""

@@ -15,14 +15,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import Self
 
-from decloud.process import stop_process
+from decloud.process import Child
 
 DEFAULT_CONTAINERS_CONF = """\
 [containers]
@@ -30,7 +28,6 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 [engine]
 runtime = "runc"
 """
-_POLL_INTERVAL = 0.05
 
 
 class PodmanError(RuntimeError):
@@ -62,14 +59,13 @@ class PodmanService:
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
         self._directory: Path | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        self._child: Child | None = None
 
     @property
     def pid(self) -> int:
-        if self._process is None:
+        if self._child is None:
             raise PodmanError("the podman service is not running")
-        return self._process.pid
+        return self._child.pid
 
     @property
     def socket_path(self) -> Path:
@@ -100,7 +96,7 @@ class PodmanService:
 
     def start(self) -> None:
         """Start the service and return once it answers /_ping."""
-        if self._process is not None:
+        if self._child is not None:
             raise PodmanError("the podman service is already running")
         binary = self._binary or find_podman()
         if binary is None:
@@ -108,51 +104,30 @@ class PodmanService:
         self._directory = Path(tempfile.mkdtemp(prefix="decloud-podman-"))
         conf = self._directory / "containers.conf"
         conf.write_text(self._containers_conf)
-        # A file, not a pipe: nobody reads the service's chatter while it runs.
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115
-        self._process = subprocess.Popen(
-            [str(binary), "system", "service", "--time=0", self.base_url],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-            env={**os.environ, **self.environment},
-            # conmon drops bookkeeping files (such as "oom") in its working directory.
-            cwd=self._directory,
-        )
         try:
-            self._wait_until_ready()
+            self._child = Child(
+                "podman system service",
+                [str(binary), "system", "service", "--time=0", self.base_url],
+                PodmanError,
+                env={**os.environ, **self.environment},
+                # conmon drops bookkeeping files (such as "oom") in its working directory.
+                cwd=self._directory,
+            )
+            self._child.wait_until_ready(
+                self._answers_ping, self._startup_timeout, str(self.socket_path)
+            )
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         """Stop the service (terminate, then kill if it does not exit in time)."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process, self._stop_timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(self._stop_timeout)
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
-
-    def _wait_until_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + self._startup_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise PodmanError(
-                    f"podman system service exited with status {self._process.returncode}: "
-                    f"{self._output()}"
-                )
-            if self._answers_ping():
-                return
-            time.sleep(_POLL_INTERVAL)
-        raise PodmanError(
-            f"podman system service did not answer on {self.socket_path} within "
-            f"{self._startup_timeout} s: {self._output()}"
-        )
 
     def _answers_ping(self) -> bool:
         try:
@@ -163,9 +138,3 @@ class PodmanService:
                 return connection.recv(64).startswith((b"HTTP/1.0 200", b"HTTP/1.1 200"))
         except OSError:
             return False
-
-    def _output(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace").strip()[-2000:] or "(no output)"
